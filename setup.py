@@ -1,0 +1,28 @@
+"""Installs tfrs_smoe: engagement-aware sequential recommendation on TensorFlow Recommenders."""
+
+import setuptools
+
+setuptools.setup(
+    name="tfrs_smoe",
+    version="0.1.0",
+    description=("S-MoE-BST and sampling-bias-corrected two-tower retrieval on TensorFlow "
+                 "Recommenders, with engagement-aware data pipelines and evaluation."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["tfrs_smoe", "tfrs_smoe.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tf-keras==2.21.*",
+        "tensorflow-recommenders==0.7.7",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=1.0",
+        "importlib_resources>=5.0",
+        "numpy>=1.23",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "plots": ["matplotlib>=3.5"],
+    },
+)
