@@ -1,0 +1,200 @@
+"""Typed experiment configuration, `params.yaml` reading/writing and `--params_override`.
+
+Configs are nested dataclasses (as in TF Model Garden). Overrides are YAML or JSON mappings, given
+inline or as a file path, applied field by field with type checks: an unknown key or a value of
+the wrong type is an error that names the key and lists the valid ones.
+
+Example:
+  >>> config = override(ExperimentConfig(), "data: {max_len: 20}\\ntrain: {epochs: 2}")
+  >>> config.data.max_len
+  20
+"""
+
+import dataclasses
+import os
+import typing
+from typing import Any, Dict, Optional, Tuple
+
+import yaml
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Which data set, which protocol, which example shape.
+
+  Attributes:
+    dataset: "streaming_logs" (embedded synthetic default, config "small"), "streaming_logs/<config>"
+      (small, medium, large) or "movielens/<format>" (100k, 1m, latest-small).
+    data_dir: directory with the raw MovieLens files (the TFDS manual_dir); unused for
+      streaming_logs.
+    tfds_data_dir: where TFDS writes prepared data; "" is TFDS's default (~/tensorflow_datasets).
+    skip_bad_lines: skip and report malformed raw lines instead of failing.
+    abandonment_threshold: engagement <= this is an abandonment; None is the data set's default
+      (0.05 completion for streaming logs, rating <= 2 i.e. 0.4 for MovieLens).
+    implicit: every interaction is a positive (the literature's implicit protocol).
+    split: "leave_one_out" or "time".
+    min_positives: leave-one-out users with fewer positives are only used for training.
+    validation_fraction: time split: share of interactions in the validation period.
+    test_fraction: time split: share of interactions in the test period.
+    max_len: history length fed to models.
+    next_k: number of next targets per training position.
+    soft_labels: label weight of the k-th next target; next_k values.
+  """
+
+  dataset: str = "streaming_logs"
+  data_dir: str = ""
+  tfds_data_dir: str = ""
+  skip_bad_lines: bool = False
+  abandonment_threshold: Optional[float] = None
+  implicit: bool = False
+  split: str = "leave_one_out"
+  min_positives: int = 3
+  validation_fraction: float = 0.1
+  test_fraction: float = 0.1
+  max_len: int = 50
+  next_k: int = 3
+  soft_labels: Tuple[float, ...] = (1.0, 0.6, 0.3)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Which model.
+
+  Attributes:
+    name: "popularity" (most popular positives in the training log).
+  """
+
+  name: str = "popularity"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Optimisation settings for trainable models.
+
+  Attributes:
+    batch_size: examples per step.
+    epochs: passes over the training examples.
+    learning_rate: Adam learning rate.
+  """
+
+  batch_size: int = 256
+  epochs: int = 10
+  learning_rate: float = 1e-3
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  """Evaluation protocols.
+
+  Attributes:
+    ks: cut-offs of NDCG@k, Recall@k and MRR@k.
+    batch_size: users scored against the whole catalogue per step.
+    phns_test: also run the PHNS test (test positives vs the user's abandoned items and sampled
+      trending and tailing items).
+    phns_num_candidates: candidate-set size of the PHNS test (target included).
+    phns_seed: seed of the PHNS test's sampling.
+  """
+
+  ks: Tuple[int, ...] = (1, 5, 10)
+  batch_size: int = 256
+  phns_test: bool = True
+  phns_num_candidates: int = 100
+  phns_seed: int = 0
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """A whole experiment.
+
+  Attributes:
+    data: data set and protocol.
+    model: model choice.
+    train: optimisation.
+    eval: evaluation.
+    seed: global seed (TensorFlow, NumPy, shuffling).
+  """
+
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  seed: int = 0
+
+
+def _coerce(value: Any, field_type: Any, key: str) -> Any:
+  """`value` converted to `field_type`, or a ValueError naming `key`."""
+  origin = typing.get_origin(field_type)
+  args = typing.get_args(field_type)
+  if origin is typing.Union and type(None) in args:
+    if value is None:
+      return None
+    return _coerce(value, next(a for a in args if a is not type(None)), key)
+  if origin is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ValueError(f"{key}: expected a list, got {value!r}.")
+    return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+  if field_type is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if field_type in (bool, int, float, str):
+    if type(value) is not field_type:  # bool is an int subclass; be strict.
+      raise ValueError(f"{key}: expected {field_type.__name__}, got {value!r}.")
+    return value
+  raise TypeError(f"{key}: unsupported config type {field_type}.")
+
+
+def _apply(config: Any, overrides: Dict[str, Any], prefix: str = "") -> Any:
+  if not isinstance(overrides, dict):
+    raise ValueError(f"{prefix or 'params_override'}: expected a mapping, got {overrides!r}.")
+  hints = typing.get_type_hints(type(config))
+  changes = {}
+  for key, value in overrides.items():
+    if key not in hints:
+      raise ValueError(f"Unknown config key {prefix + key!r}; valid keys: "
+                       f"{', '.join(prefix + k for k in hints)}.")
+    current = getattr(config, key)
+    if dataclasses.is_dataclass(current):
+      changes[key] = _apply(current, value, f"{prefix}{key}.")
+    else:
+      changes[key] = _coerce(value, hints[key], prefix + key)
+  return dataclasses.replace(config, **changes)
+
+
+def override(config: Any, params_override: str) -> Any:
+  """A copy of `config` with a YAML/JSON mapping (inline text or a file path) applied."""
+  if not params_override:
+    return config
+  text = params_override
+  if os.path.isfile(params_override):
+    with open(params_override, encoding="utf-8") as f:
+      text = f.read()
+  return _apply(config, yaml.safe_load(text) or {})
+
+
+def to_dict(config: Any) -> Dict[str, Any]:
+  """Plain nested dict (tuples as lists) for YAML/JSON."""
+  def plain(value):
+    if isinstance(value, dict):
+      return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+      return [plain(v) for v in value]
+    return value
+  return plain(dataclasses.asdict(config))
+
+
+def save_params(config: Any, model_dir: str) -> str:
+  """Writes `<model_dir>/params.yaml` and returns its path."""
+  os.makedirs(model_dir, exist_ok=True)
+  path = os.path.join(model_dir, "params.yaml")
+  with open(path, "w", encoding="utf-8") as f:
+    yaml.safe_dump(to_dict(config), f, sort_keys=False)
+  return path
+
+
+def load_params(model_dir: str) -> ExperimentConfig:
+  """Reads `<model_dir>/params.yaml` written by `save_params`."""
+  path = os.path.join(model_dir, "params.yaml")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No params.yaml in {model_dir!r}: was it written by "
+                            "experiments/train.py?")
+  with open(path, encoding="utf-8") as f:
+    return _apply(ExperimentConfig(), yaml.safe_load(f) or {})
