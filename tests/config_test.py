@@ -43,3 +43,10 @@ def test_params_yaml_round_trip(tmp_path):
 def test_load_params_without_file_says_what_is_missing(tmp_path):
   with pytest.raises(FileNotFoundError, match="params.yaml"):
     config_lib.load_params(str(tmp_path))
+
+
+def test_nested_phns_config_overrides_and_validates():
+  config = config_lib.override(config_lib.ExperimentConfig(), "eval: {phns: {num_candidates: 20}}")
+  assert config.eval.phns.num_candidates == 20
+  with pytest.raises(ValueError, match="num_candidates"):
+    config_lib.override(config_lib.ExperimentConfig(), "eval: {phns: {num_candidates: 1}}")

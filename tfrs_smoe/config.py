@@ -17,6 +17,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from tfrs_smoe.evaluation import phns_protocol
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -91,15 +93,14 @@ class EvalConfig:
     batch_size: users scored against the whole catalogue per step.
     phns_test: also run the PHNS test (test positives vs the user's abandoned items and sampled
       trending and tailing items).
-    phns_num_candidates: candidate-set size of the PHNS test (target included).
-    phns_seed: seed of the PHNS test's sampling.
+    phns: how the PHNS test builds candidate sets (size, pools, seed).
   """
 
   ks: Tuple[int, ...] = (1, 5, 10)
   batch_size: int = 256
   phns_test: bool = True
-  phns_num_candidates: int = 100
-  phns_seed: int = 0
+  phns: phns_protocol.PHNSTestConfig = dataclasses.field(
+      default_factory=phns_protocol.PHNSTestConfig)
 
 
 @dataclasses.dataclass
@@ -142,7 +143,8 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
   raise TypeError(f"{key}: unsupported config type {field_type}.")
 
 
-def _apply(config: Any, overrides: Dict[str, Any], prefix: str = "") -> Any:
+def apply_overrides(config: Any, overrides: Dict[str, Any], prefix: str = "") -> Any:
+  """A copy of `config` with a nested mapping of field values applied (type-checked)."""
   if not isinstance(overrides, dict):
     raise ValueError(f"{prefix or 'params_override'}: expected a mapping, got {overrides!r}.")
   hints = typing.get_type_hints(type(config))
@@ -153,7 +155,7 @@ def _apply(config: Any, overrides: Dict[str, Any], prefix: str = "") -> Any:
                        f"{', '.join(prefix + k for k in hints)}.")
     current = getattr(config, key)
     if dataclasses.is_dataclass(current):
-      changes[key] = _apply(current, value, f"{prefix}{key}.")
+      changes[key] = apply_overrides(current, value, f"{prefix}{key}.")
     else:
       changes[key] = _coerce(value, hints[key], prefix + key)
   return dataclasses.replace(config, **changes)
@@ -167,7 +169,7 @@ def override(config: Any, params_override: str) -> Any:
   if os.path.isfile(params_override):
     with open(params_override, encoding="utf-8") as f:
       text = f.read()
-  return _apply(config, yaml.safe_load(text) or {})
+  return apply_overrides(config, yaml.safe_load(text) or {})
 
 
 def to_dict(config: Any) -> Dict[str, Any]:
@@ -197,4 +199,4 @@ def load_params(model_dir: str) -> ExperimentConfig:
     raise FileNotFoundError(f"No params.yaml in {model_dir!r}: was it written by "
                             "experiments/train.py?")
   with open(path, encoding="utf-8") as f:
-    return _apply(ExperimentConfig(), yaml.safe_load(f) or {})
+    return apply_overrides(ExperimentConfig(), yaml.safe_load(f) or {})

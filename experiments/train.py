@@ -1,0 +1,47 @@
+r"""Trains a model, evaluates it on the validation split and saves it.
+
+Writes into --model_dir: params.yaml (the resolved config), checkpoints/, metrics_validation.json
+and TensorBoard logs (logs/validation).
+
+Example:
+  python experiments/train.py --model_dir=runs/popularity
+  python experiments/train.py --model_dir=runs/ml --dataset=movielens/latest-small \
+      --data_dir=../shared/data/ml-latest-small --params_override='data: {implicit: true}'
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from tfrs_smoe import cli
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import experiment as experiment_lib
+
+cli.define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  config = cli.resolve_config(config_lib.ExperimentConfig(), FLAGS)
+  params_path = config_lib.save_params(config, FLAGS.model_dir)
+  print(f"Resolved config written to {params_path}")
+  experiment = experiment_lib.Experiment(config, FLAGS.model_dir)
+  split = experiment.prepare_data()
+  print(f"Data {config.data.dataset} ({config.data.split}, "
+        f"{'implicit' if config.data.implicit else 'engagement'} protocol): "
+        f"{experiment_lib.describe_split(split)}")
+  model = experiment.fit(split)
+  results = experiment.evaluate(model, split, "validation", progress=True)
+  metrics_path = experiment.write_results(results, "validation")
+  print(f"\nValidation metrics of {config.model.name}:")
+  print(experiment_lib.format_table(results))
+  print(f"Metrics written to {metrics_path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

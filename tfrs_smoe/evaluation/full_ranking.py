@@ -1,0 +1,128 @@
+"""Full-ranking evaluation: every target ranked against the whole catalogue.
+
+The model scores all `num_items` items for each example. Items in the user's history (all of it,
+not only the `max_len` most recent items the model sees) are excluded, since recommending what
+the user already consumed is neither rewarded nor penalised; the target itself always competes,
+even when the user consumed it before. Reserved indices 0 and 1 never compete.
+"""
+
+from typing import Callable, Dict, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_smoe.data.examples import EvalExamples
+from tfrs_smoe.evaluation import metrics as metrics_lib
+
+ScoreFn = Callable[[Mapping[str, tf.Tensor]], tf.Tensor]
+
+
+class FullRankingEvaluator:
+  """Ranks each target among all items and averages NDCG@k, Recall@k and MRR@k.
+
+  Args:
+    num_items: vocabulary size including the reserved indices 0 and 1.
+    ks: distinct positive cutoffs; the default reports NDCG, Recall and MRR at 1, 5 and 10.
+    batch_size: examples scored per `score_fn` call.
+    max_len: history length of the model inputs (`EvalExamples.model_inputs`).
+
+  Example:
+    >>> evaluator = FullRankingEvaluator(num_items=vocabulary_size)
+    >>> results = evaluator.evaluate(lambda features: model(features), test_examples)
+    >>> results["ndcg@10"], results["num_examples"]
+  """
+
+  def __init__(self,
+               num_items: int,
+               ks: Sequence[int] = (1, 5, 10),
+               batch_size: int = 256,
+               max_len: int = 50):
+    if num_items <= metrics_lib.NUM_RESERVED_ITEMS:
+      raise ValueError(f"num_items={num_items} leaves no real items besides the reserved 0 and 1.")
+    if batch_size < 1 or max_len < 1:
+      raise ValueError(f"batch_size={batch_size} and max_len={max_len} must be positive.")
+    self.num_items = num_items
+    self.ks = metrics_lib.validate_ks(ks)
+    self.batch_size = batch_size
+    self.max_len = max_len
+    # One trace serves every batch, the smaller last one included.
+    self._batch_metrics = tf.function(
+        self._compute_batch_metrics,
+        input_signature=[
+            tf.TensorSpec([None, num_items], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+            tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1,
+                                row_splits_dtype=tf.int64),
+        ])
+
+  def _compute_batch_metrics(self, scores: tf.Tensor, target: tf.Tensor,
+                             history: tf.RaggedTensor) -> Dict[str, tf.Tensor]:
+    """Per-example metrics of one batch.
+
+    Args:
+      scores: [B, num_items] float32.
+      target: [B] int32 target item indices.
+      history: ragged [B, (h)] int32, the full history of every example.
+
+    Returns:
+      Metric name -> [B] float32.
+    """
+    tf.debugging.assert_equal(
+        tf.reduce_any(tf.math.is_nan(scores)), False,
+        message="score_fn returned NaN scores; a NaN target score would rank first.")
+    # Scatter the history into a dense mask: one vectorised op for all rows. Float counts keep
+    # the scatter on accelerators, which lack boolean scatter kernels; repeats just add up.
+    positions = tf.stack(
+        [tf.cast(history.value_rowids(), tf.int32), history.flat_values], axis=1)
+    excluded = tf.scatter_nd(positions, tf.ones([tf.shape(positions)[0]], tf.float32),
+                             tf.shape(scores)) > 0.0
+    greater, ties = metrics_lib.rank_counts(scores, target, excluded)
+    return metrics_lib.ranking_metrics(greater, ties, self.ks)
+
+  def evaluate(self,
+               score_fn: ScoreFn,
+               examples: EvalExamples,
+               progress: bool = False) -> Dict[str, float]:
+    """Scores every example against the full catalogue.
+
+    Args:
+      score_fn: maps a batch of `examples.model_inputs(max_len)` (a dict of tensors with
+        batch dimension B) to [B, num_items] scores; higher means more relevant.
+      examples: the evaluation examples; targets must be real items (2 .. num_items - 1).
+      progress: show a progress bar.
+
+    Returns:
+      The mean of every metric over the examples ("ndcg@k", "recall@k", "mrr@k") and
+      "num_examples".
+    """
+    num_examples = len(examples)
+    if not num_examples:
+      raise ValueError("No evaluation examples.")
+    target = examples.target.astype(np.int32)
+    if target.min() < metrics_lib.NUM_RESERVED_ITEMS or target.max() >= self.num_items:
+      raise ValueError(f"Targets must be real items in [2, {self.num_items}), got range "
+                       f"[{target.min()}, {target.max()}].")
+    history_values = examples.history.values.astype(np.int32)
+    history_splits = examples.history.row_splits
+    if history_values.size and (history_values.min() < 0 or
+                                history_values.max() >= self.num_items):
+      raise ValueError(f"History items must be in [0, {self.num_items}).")
+    features = examples.model_inputs(self.max_len)
+
+    accumulator = metrics_lib.MetricsAccumulator()
+    progress_bar = tf.keras.utils.Progbar(num_examples) if progress else None
+    for start in range(0, num_examples, self.batch_size):
+      end = min(start + self.batch_size, num_examples)
+      batch_features = {name: tf.constant(value[start:end]) for name, value in features.items()}
+      scores = tf.cast(score_fn(batch_features), tf.float32)
+      if tuple(scores.shape) != (end - start, self.num_items):
+        raise ValueError(f"score_fn must return [{end - start}, {self.num_items}] scores, got "
+                         f"{tuple(scores.shape)}.")
+      batch_history = tf.RaggedTensor.from_row_splits(
+          history_values[history_splits[start]:history_splits[end]],
+          history_splits[start:end + 1] - history_splits[start])
+      accumulator.update(self._batch_metrics(scores, tf.constant(target[start:end]),
+                                             batch_history))
+      if progress_bar is not None:
+        progress_bar.update(end)
+    return {**accumulator.result(), "num_examples": accumulator.count}

@@ -1,0 +1,164 @@
+"""One experiment from a config: data, split, model, fit, evaluate, artifacts.
+
+The order is fixed and shared by `experiments/train.py` and `experiments/evaluate.py`:
+
+  load the watch log (TFDS, offline) -> split (leave-one-out or time) -> build the model ->
+  fit on the training split -> checkpoint -> evaluate (full ranking over the whole catalogue,
+  and the PHNS test) -> metrics JSON, TensorBoard scalars, a printed table.
+"""
+
+import json
+import os
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_smoe import config as config_lib
+from tfrs_smoe.data import schema
+from tfrs_smoe.data import splits as splits_lib
+from tfrs_smoe.evaluation import full_ranking
+from tfrs_smoe.evaluation import phns_protocol
+from tfrs_smoe.models import popularity
+
+Results = Dict[str, Dict[str, float]]
+
+
+def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
+  """Loads `data.dataset` through its TFDS builder (offline)."""
+  # Imported here so that a user of one data set does not pay for building the other's module.
+  name, _, variant = data.dataset.partition("/")
+  tfds_data_dir = data.tfds_data_dir or None
+  if name == "streaming_logs":
+    from tfrs_smoe.data import streaming_logs  # pylint: disable=g-import-not-at-top
+    return streaming_logs.load_streaming_logs(config=variant or "small", data_dir=tfds_data_dir)
+  if name == "movielens":
+    from tfrs_smoe.data import movielens  # pylint: disable=g-import-not-at-top
+    from tfrs_smoe.data import movielens_files  # pylint: disable=g-import-not-at-top
+    if not data.data_dir:
+      raise ValueError("movielens needs data_dir (--data_dir): the directory holding the raw "
+                       "MovieLens files, e.g. ../shared/data/ml-latest-small.")
+    return movielens.load_movielens(
+        data.data_dir, format=variant or movielens_files.detect_format(data.data_dir),
+        data_dir=tfds_data_dir, skip_bad_lines=data.skip_bad_lines)
+  raise ValueError(f"Unknown dataset {data.dataset!r}; use streaming_logs[/small|medium|large] "
+                   "or movielens/<100k|1m|latest-small>.")
+
+
+class Experiment:
+  """Runs the steps of one experiment from an `ExperimentConfig`.
+
+  Args:
+    config: the resolved experiment config.
+    model_dir: where checkpoints, metrics and TensorBoard logs go.
+
+  Example:
+    >>> experiment = Experiment(config_lib.ExperimentConfig(), "/tmp/run")
+    >>> split = experiment.prepare_data()
+    >>> model = experiment.fit(split)
+    >>> print(format_table(experiment.evaluate(model, split, "validation")))
+  """
+
+  def __init__(self, config: config_lib.ExperimentConfig, model_dir: str):
+    self.config = config
+    self.model_dir = model_dir
+
+  def prepare_data(self, log: Optional[schema.WatchLog] = None) -> splits_lib.Split:
+    """Loads the configured log (unless given) and splits it."""
+    data = self.config.data
+    log = log if log is not None else load_watch_log(data)
+    if data.split == "leave_one_out":
+      return splits_lib.leave_one_out(log, implicit=data.implicit,
+                                      min_positives=data.min_positives,
+                                      abandonment_threshold=data.abandonment_threshold)
+    if data.split == "time":
+      return splits_lib.time_split(log, implicit=data.implicit,
+                                   validation_fraction=data.validation_fraction,
+                                   test_fraction=data.test_fraction,
+                                   abandonment_threshold=data.abandonment_threshold)
+    raise ValueError(f"Unknown split {data.split!r}; use leave_one_out or time.")
+
+  def build_model(self, split: splits_lib.Split) -> tf.keras.Model:
+    name = self.config.model.name
+    if name == "popularity":
+      return popularity.PopularityModel(num_items=split.item_vocabulary.size)
+    raise ValueError(f"Unknown model {name!r}; available: popularity.")
+
+  def fit(self, split: splits_lib.Split) -> tf.keras.Model:
+    """Builds the model, fits it on the training split and writes its checkpoint."""
+    tf.keras.utils.set_random_seed(self.config.seed)
+    model = self.build_model(split)
+    train = split.train
+    model.fit_counts(train.item[train.positive])
+    tf.train.Checkpoint(model=model).write(self._checkpoint_path())
+    return model
+
+  def restore(self, split: splits_lib.Split) -> tf.keras.Model:
+    """The model of `model_dir`'s checkpoint."""
+    model = self.build_model(split)
+    path = self._checkpoint_path()
+    if not tf.io.gfile.exists(path + ".index"):
+      raise FileNotFoundError(f"No checkpoint at {path!r}: run experiments/train.py with "
+                              f"--model_dir={self.model_dir} first.")
+    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    return model
+
+  def _checkpoint_path(self) -> str:
+    return os.path.join(self.model_dir, "checkpoints", "model")
+
+  def evaluate(self, model: tf.keras.Model, split: splits_lib.Split, subset: str,
+               progress: bool = False) -> Results:
+    """Full-ranking (and PHNS-test) metrics of `model` on split.validation or split.test."""
+    if subset not in ("validation", "test"):
+      raise ValueError(f"subset must be validation or test, got {subset!r}.")
+    examples = getattr(split, subset)
+    evaluation = self.config.eval
+    max_len = self.config.data.max_len
+    results = {
+        "full_ranking": full_ranking.FullRankingEvaluator(
+            num_items=split.item_vocabulary.size, ks=evaluation.ks,
+            batch_size=evaluation.batch_size, max_len=max_len).evaluate(
+                model, examples, progress=progress)
+    }
+    if evaluation.phns_test:
+      pools = phns_protocol.PopularityPools.from_log(
+          split.train.item, split.train.timestamp, split.item_vocabulary.size,
+          evaluation.phns)
+      results["phns_test"] = phns_protocol.PHNSTestEvaluator(
+          evaluation.phns, ks=evaluation.ks, batch_size=evaluation.batch_size,
+          max_len=max_len).evaluate(model.score_candidates, examples, pools, progress=progress)
+    return results
+
+  def write_results(self, results: Results, subset: str) -> str:
+    """Writes metrics_<subset>.json and TensorBoard scalars; returns the JSON path."""
+    os.makedirs(self.model_dir, exist_ok=True)
+    path = os.path.join(self.model_dir, f"metrics_{subset}.json")
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(results, f, indent=2, sort_keys=True)
+    writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "logs", subset))
+    with writer.as_default():
+      for protocol, metrics in results.items():
+        for name, value in metrics.items():
+          tf.summary.scalar(f"{protocol}/{name}", value, step=0)
+    writer.close()
+    return path
+
+
+def format_table(results: Results) -> str:
+  """A fixed-width table: one row per protocol, one column per metric."""
+  names = sorted({name for metrics in results.values() for name in metrics
+                  if "@" in name}, key=lambda n: (n.split("@")[0], int(n.split("@")[1])))
+  header = f"{'protocol':<14}" + "".join(f"{n:>11}" for n in names) + f"{'examples':>10}"
+  lines = [header, "-" * len(header)]
+  for protocol, metrics in results.items():
+    cells = "".join(f"{metrics[n]:>11.4f}" if n in metrics else f"{'':>11}" for n in names)
+    lines.append(f"{protocol:<14}{cells}{int(metrics['num_examples']):>10d}")
+  return "\n".join(lines)
+
+
+def describe_split(split: splits_lib.Split) -> str:
+  """One line with the sizes of a split."""
+  train = split.train
+  return (f"{split.user_vocabulary.size - 2} users, {split.item_vocabulary.size - 2} items, "
+          f"{len(train)} training interactions ({int(np.sum(train.positive))} positives), "
+          f"{len(split.validation)} validation and {len(split.test)} test targets")
