@@ -17,6 +17,7 @@ setuptools.setup(
         "tensorflow-recommenders==0.7.7",
         "tensorflow-datasets>=4.9",
         "absl-py>=1.0",
+        "tensorboard>=2.16",
         "importlib_resources>=5.0",
         "numpy>=1.23",
         "PyYAML>=6.0",

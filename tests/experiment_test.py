@@ -1,0 +1,90 @@
+"""Tests of the experiment runner on a small hand-made log: fit, evaluate, save, restore."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.data import schema
+
+
+def _log(num_users=30, num_items=40, events=8, seed=0):
+  """Users watch popular items (low ids) most; a fifth of the views are abandoned."""
+  rng = np.random.RandomState(seed)
+  popularity = 1.0 / np.arange(1, num_items + 1)
+  rows = []
+  for user in range(num_users):
+    items = rng.choice(num_items, size=events, replace=False, p=popularity / popularity.sum())
+    for step, item in enumerate(items):
+      rows.append((f"u{user}", f"i{item}", 100 * user + step,
+                   0.0 if rng.rand() < 0.2 else 1.0))
+  users, items, times, engagement = zip(*rows)
+  item_ids = [f"i{i}" for i in range(num_items)]
+  return schema.WatchLog(
+      name="hand", abandonment_threshold=0.05, users=None,
+      interactions=schema.Interactions(user_id=users, item_id=items, timestamp=times,
+                                       engagement=engagement),
+      items=schema.ItemCatalog(item_id=item_ids, title=item_ids, genres=[""] * num_items,
+                               year=[0] * num_items, runtime_seconds=[0] * num_items))
+
+
+def _config(**eval_overrides):
+  config = config_lib.ExperimentConfig()
+  return config_lib.apply_overrides(
+      config, {"eval": {"ks": [1, 5, 10], "phns": {"num_candidates": 10}, **eval_overrides}})
+
+
+def test_fit_evaluate_restore_round_trip(tmp_path):
+  experiment = experiment_lib.Experiment(_config(), str(tmp_path))
+  split = experiment.prepare_data(_log())
+  model = experiment.fit(split)
+  results = experiment.evaluate(model, split, "test")
+  assert set(results) == {"full_ranking", "phns_test"}
+  assert results["full_ranking"]["num_examples"] == len(split.test)
+  for metrics in results.values():
+    for name in ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5", "mrr@10"):
+      assert 0.0 <= metrics[name] <= 1.0
+  # Popularity beats chance on a popularity-skewed log: chance Recall@10 is about 10 / 40.
+  assert results["full_ranking"]["recall@10"] > 0.4
+  restored = experiment_lib.Experiment(_config(), str(tmp_path)).restore(split)
+  assert experiment.evaluate(restored, split, "test") == results
+
+  path = experiment.write_results(results, "test")
+  with open(path, encoding="utf-8") as f:
+    assert json.load(f) == results
+  assert os.listdir(tmp_path / "logs" / "test")
+  table = experiment_lib.format_table(results)
+  assert "ndcg@1" in table.splitlines()[0] and "phns_test" in table
+
+
+def test_phns_test_can_be_switched_off(tmp_path):
+  experiment = experiment_lib.Experiment(_config(phns_test=False), str(tmp_path))
+  split = experiment.prepare_data(_log())
+  assert set(experiment.evaluate(experiment.fit(split), split, "validation")) == {"full_ranking"}
+
+
+def test_restore_without_checkpoint_says_how_to_get_one(tmp_path):
+  experiment = experiment_lib.Experiment(_config(), str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="experiments/train.py"):
+    experiment.restore(experiment.prepare_data(_log()))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data": {"split": "random"}}, "Unknown split"),
+    ({"model": {"name": "nope"}}, "Unknown model"),
+])
+def test_unknown_choices_are_errors(tmp_path, overrides, message):
+  config = config_lib.apply_overrides(_config(), overrides)
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  with pytest.raises(ValueError, match=message):
+    experiment.fit(experiment.prepare_data(_log()))
+
+
+def test_unknown_dataset_is_an_error():
+  with pytest.raises(ValueError, match="Unknown dataset"):
+    experiment_lib.load_watch_log(config_lib.DataConfig(dataset="netflix"))
+  with pytest.raises(ValueError, match="data_dir"):
+    experiment_lib.load_watch_log(config_lib.DataConfig(dataset="movielens/100k"))
