@@ -15,6 +15,7 @@ the record, as the official TFDS `movielens/*-ratings` configs do:
 The catalogue is the set of items that occur in the log.
 """
 
+import os
 from typing import Dict, Mapping, Optional
 
 import numpy as np
@@ -55,17 +56,30 @@ def interaction_features(
   return tfds.features.FeaturesDict(features)
 
 
-def read_columns(dataset: tf.data.Dataset, batch_size: int = 65536) -> Dict[str, np.ndarray]:
-  """Reads a dataset of interaction records into numpy columns (bytes decoded to str)."""
-  parts: Dict[str, list] = {}
-  for batch in tfds.as_numpy(dataset.batch(batch_size)):
+def read_columns(builder: tfds.core.DatasetBuilder, split: str = "train",
+                 batch_size: int = 65536) -> Dict[str, np.ndarray]:
+  """Reads a prepared split into numpy columns (bytes decoded to str, int32 fields as int32).
+
+  The split's TFRecord files are parsed in batches with `tf.io.parse_example`, which is an order
+  of magnitude faster than decoding record by record through `builder.as_dataset`.
+  """
+  features = builder.info.features
+  spec = features.tf_example_spec
+  files = [os.path.join(builder.data_dir, name) for name in builder.info.splits[split].filenames]
+  dataset = tf.data.TFRecordDataset(files).batch(batch_size).map(
+      lambda serialized: tf.io.parse_example(serialized, spec))
+  parts: Dict[str, list] = {name: [] for name in spec}
+  for batch in dataset.as_numpy_iterator():
     for name, values in batch.items():
-      parts.setdefault(name, []).append(values)
+      parts[name].append(values)
   columns = {}
   for name, chunks in parts.items():
-    values = np.concatenate(chunks)
+    values = np.concatenate(chunks) if chunks else np.zeros([0], spec[name].dtype.as_numpy_dtype)
     if values.dtype.kind in ("S", "O"):
       values = np.char.decode(values.astype(bytes), "utf-8")
+    else:
+      # TF Example stores every integer as int64; restore the declared dtype.
+      values = values.astype(features[name].np_dtype)
     columns[name] = values
   return columns
 
