@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
+from absl import logging
 
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
@@ -27,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   config = cli.resolve_config(config_lib.load_params(FLAGS.model_dir), FLAGS)
   experiment = experiment_lib.Experiment(config, FLAGS.model_dir)
   split = experiment.prepare_data()

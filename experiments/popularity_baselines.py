@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
+from absl import logging
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
@@ -43,6 +44,7 @@ def _datasets():
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   rows = []
   for label, data in _datasets():
     for protocol, implicit in (("implicit", True), ("engagement", False)):

@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
+from absl import logging
 
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
@@ -27,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   config = cli.resolve_config(config_lib.ExperimentConfig(), FLAGS)
   params_path = config_lib.save_params(config, FLAGS.model_dir)
   print(f"Resolved config written to {params_path}")

@@ -13,7 +13,7 @@ def define_flags() -> None:
   """Defines the common flags on absl's global FLAGS."""
   flags.DEFINE_string("model_dir", None, "Directory for params.yaml, checkpoints, metrics JSON "
                       "and TensorBoard logs.")
-  flags.DEFINE_string("dataset", None, "streaming_logs[/small|medium|large] or "
+  flags.DEFINE_string("dataset", None, "streaming_logs[/tiny|small|medium|large] or "
                       "movielens/<100k|1m|latest-small>. Overrides data.dataset.")
   flags.DEFINE_string("data_dir", None, "Directory of the raw MovieLens files. Overrides "
                       "data.data_dir.")

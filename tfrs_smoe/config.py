@@ -26,7 +26,7 @@ class DataConfig:
 
   Attributes:
     dataset: "streaming_logs" (embedded synthetic default, config "small"), "streaming_logs/<config>"
-      (small, medium, large) or "movielens/<format>" (100k, 1m, latest-small).
+      (tiny, small, medium, large) or "movielens/<format>" (100k, 1m, latest-small).
     data_dir: directory with the raw MovieLens files (the TFDS manual_dir); unused for
       streaming_logs.
     tfds_data_dir: where TFDS writes prepared data; "" is TFDS's default (~/tensorflow_datasets).

@@ -41,8 +41,8 @@ def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
     return movielens.load_movielens(
         data.data_dir, format=variant or movielens_files.detect_format(data.data_dir),
         data_dir=tfds_data_dir, skip_bad_lines=data.skip_bad_lines)
-  raise ValueError(f"Unknown dataset {data.dataset!r}; use streaming_logs[/small|medium|large] "
-                   "or movielens/<100k|1m|latest-small>.")
+  raise ValueError(f"Unknown dataset {data.dataset!r}; use "
+                   "streaming_logs[/tiny|small|medium|large] or movielens/<100k|1m|latest-small>.")
 
 
 class Experiment:
@@ -146,8 +146,11 @@ class Experiment:
 
 def format_table(results: Results) -> str:
   """A fixed-width table: one row per protocol, one column per metric."""
+  # Recall@1 and MRR@1 equal NDCG@1 for one target, so they are left out of the table.
+  families = ("ndcg", "recall", "mrr")
   names = sorted({name for metrics in results.values() for name in metrics
-                  if "@" in name}, key=lambda n: (n.split("@")[0], int(n.split("@")[1])))
+                  if "@" in name and (name.startswith("ndcg") or not name.endswith("@1"))},
+                 key=lambda n: (families.index(n.split("@")[0]), int(n.split("@")[1])))
   header = f"{'protocol':<14}" + "".join(f"{n:>11}" for n in names) + f"{'examples':>10}"
   lines = [header, "-" * len(header)]
   for protocol, metrics in results.items():

@@ -53,6 +53,10 @@ class StreamingLogs(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [
       StreamingLogsConfig(
+          name="tiny",
+          description="300 users, 400 titles: seconds to prepare, for smoke tests and demos.",
+          synthetic=synthetic_logs.SyntheticConfig(num_users=300, num_titles=400)),
+      StreamingLogsConfig(
           name="small",
           description="1.5k users, 2k titles, ~90k interactions.",
           synthetic=synthetic_logs.SyntheticConfig()),
@@ -115,8 +119,8 @@ def load_streaming_logs(config: Union[None, str, StreamingLogsConfig] = None,
   """Prepares the data set (once, offline) and returns it as a `WatchLog`.
 
   Args:
-    config: a config name ("small", "medium", "large"), a `StreamingLogsConfig`, or None for
-      "small".
+    config: a config name ("tiny", "small", "medium", "large"), a `StreamingLogsConfig`, or
+      None for "small".
     data_dir: TFDS data directory; None for the TFDS default (~/tensorflow_datasets or
       $TFDS_DATA_DIR).
 
@@ -129,9 +133,9 @@ def load_streaming_logs(config: Union[None, str, StreamingLogsConfig] = None,
 
   Example:
     >>> from tfrs_smoe.data import synthetic
-    >>> tiny = StreamingLogsConfig(
-    ...     name="tiny", synthetic=synthetic.SyntheticConfig(num_users=50, num_titles=60))
-    >>> log = load_streaming_logs(tiny, data_dir="/tmp/tfds")
+    >>> mini = StreamingLogsConfig(
+    ...     name="mini", synthetic=synthetic.SyntheticConfig(num_users=50, num_titles=60))
+    >>> log = load_streaming_logs(mini, data_dir="/tmp/tfds")
   """
   builder = StreamingLogs(config=config, data_dir=data_dir)
   builder.download_and_prepare(
