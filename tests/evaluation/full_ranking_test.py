@@ -132,3 +132,10 @@ def test_bad_inputs_raise():
     evaluator.evaluate(_fixed_scorer(np.zeros([8])), _examples([1], [[]]))
   with pytest.raises(ValueError, match="History"):
     evaluator.evaluate(_fixed_scorer(np.zeros([8])), _examples([4], [[8]]))
+
+
+def test_batch_size_is_capped_for_large_catalogues():
+  evaluator = FullRankingEvaluator(num_items=100_000, batch_size=256,
+                                  max_scores_per_batch=1_000_000)
+  assert evaluator.batch_size == 10
+  assert FullRankingEvaluator(num_items=10, batch_size=256).batch_size == 256

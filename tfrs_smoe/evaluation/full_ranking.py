@@ -23,8 +23,13 @@ class FullRankingEvaluator:
   Args:
     num_items: vocabulary size including the reserved indices 0 and 1.
     ks: distinct positive cutoffs; the default reports NDCG, Recall and MRR at 1, 5 and 10.
-    batch_size: examples scored per `score_fn` call.
+    batch_size: examples scored per `score_fn` call, at most; capped so that a batch holds at
+      most `max_scores_per_batch` scores.
     max_len: history length of the model inputs (`EvalExamples.model_inputs`).
+    max_scores_per_batch: cap on batch_size * num_items. The [batch, num_items] score and mask
+      tensors stop fitting in the CPU caches beyond a few million entries: at 100k items a
+      batch of 256 ran 5x slower per user than a batch of 64 here
+      (benchmarks/full_ranking_evaluation.py).
 
   Example:
     >>> evaluator = FullRankingEvaluator(num_items=vocabulary_size)
@@ -36,14 +41,15 @@ class FullRankingEvaluator:
                num_items: int,
                ks: Sequence[int] = (1, 5, 10),
                batch_size: int = 256,
-               max_len: int = 50):
+               max_len: int = 50,
+               max_scores_per_batch: int = 1 << 23):
     if num_items <= metrics_lib.NUM_RESERVED_ITEMS:
       raise ValueError(f"num_items={num_items} leaves no real items besides the reserved 0 and 1.")
     if batch_size < 1 or max_len < 1:
       raise ValueError(f"batch_size={batch_size} and max_len={max_len} must be positive.")
     self.num_items = num_items
     self.ks = metrics_lib.validate_ks(ks)
-    self.batch_size = batch_size
+    self.batch_size = max(1, min(batch_size, max_scores_per_batch // num_items))
     self.max_len = max_len
     # One trace serves every batch, the smaller last one included.
     self._batch_metrics = tf.function(
