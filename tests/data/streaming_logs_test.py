@@ -27,7 +27,7 @@ def offline(monkeypatch):
 
 def test_builder_prepares_offline_and_loads_the_generated_log(tmp_path, offline):
   del offline
-  config = streaming_logs.StreamingLogsConfig(name="tiny", synthetic=TINY)
+  config = streaming_logs.StreamingLogsConfig(name="test_mini", synthetic=TINY)
   loaded = streaming_logs.load_streaming_logs(config, data_dir=str(tmp_path))
   expected, _ = synthetic.generate_watch_log(TINY)
 
@@ -45,22 +45,22 @@ def test_builder_prepares_offline_and_loads_the_generated_log(tmp_path, offline)
   builder = streaming_logs.StreamingLogs(config=config, data_dir=str(tmp_path))
   assert builder.info.metadata["abandonment_threshold"] == pytest.approx(0.05)
   assert builder.info.splits["train"].num_examples == len(expected.interactions)
-  assert (tmp_path / "streaming_logs" / "tiny" / "1.0.0").is_dir()
+  assert (tmp_path / "streaming_logs" / "test_mini" / "1.0.0").is_dir()
 
 
 def test_reusing_a_config_name_with_other_parameters_is_refused(tmp_path, offline):
   del offline
   streaming_logs.load_streaming_logs(
-      streaming_logs.StreamingLogsConfig(name="tiny", synthetic=TINY), data_dir=str(tmp_path))
+      streaming_logs.StreamingLogsConfig(name="test_mini", synthetic=TINY), data_dir=str(tmp_path))
   changed = streaming_logs.StreamingLogsConfig(
-      name="tiny", synthetic=dataclasses.replace(TINY, seed=4))
+      name="test_mini", synthetic=dataclasses.replace(TINY, seed=4))
   with pytest.raises(schema.DataError, match="other SyntheticConfig parameters"):
     streaming_logs.load_streaming_logs(changed, data_dir=str(tmp_path))
 
 
 def test_builder_configs():
   configs = streaming_logs.StreamingLogs.builder_configs
-  assert list(configs) == ["small", "medium", "large"]
+  assert list(configs) == ["tiny", "small", "medium", "large"]
   assert streaming_logs.StreamingLogs.DEFAULT_CONFIG_NAME == "small"
   assert configs["small"].synthetic == synthetic.SyntheticConfig()
   assert configs["medium"].synthetic.num_users == 100_000
