@@ -101,8 +101,7 @@ class FullRankingEvaluator:
       The mean of every metric over the examples ("ndcg@k", "recall@k", "mrr@k") and
       "num_examples".
     """
-    num_examples = len(examples)
-    if not num_examples:
+    if not len(examples):
       raise ValueError("No evaluation examples.")
     target = examples.target.astype(np.int32)
     if target.min() < metrics_lib.NUM_RESERVED_ITEMS or target.max() >= self.num_items:
@@ -113,13 +112,9 @@ class FullRankingEvaluator:
     if history_values.size and (history_values.min() < 0 or
                                 history_values.max() >= self.num_items):
       raise ValueError(f"History items must be in [0, {self.num_items}).")
-    features = examples.model_inputs(self.max_len)
-
     accumulator = metrics_lib.MetricsAccumulator()
-    progress_bar = tf.keras.utils.Progbar(num_examples) if progress else None
-    for start in range(0, num_examples, self.batch_size):
-      end = min(start + self.batch_size, num_examples)
-      batch_features = {name: tf.constant(value[start:end]) for name, value in features.items()}
+    for start, end, batch_features in metrics_lib.batched_model_inputs(
+        examples, self.max_len, self.batch_size, progress):
       scores = tf.cast(score_fn(batch_features), tf.float32)
       if tuple(scores.shape) != (end - start, self.num_items):
         raise ValueError(f"score_fn must return [{end - start}, {self.num_items}] scores, got "
@@ -129,6 +124,4 @@ class FullRankingEvaluator:
           history_splits[start:end + 1] - history_splits[start])
       accumulator.update(self._batch_metrics(scores, tf.constant(target[start:end]),
                                              batch_history))
-      if progress_bar is not None:
-        progress_bar.update(end)
     return {**accumulator.result(), "num_examples": accumulator.count}

@@ -12,10 +12,12 @@ scorer, then earns what a random guess among the tied items would earn and no cr
 the tie itself; placing the target last instead would penalise honest ties.
 """
 
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Iterator, Mapping, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from tfrs_smoe.data.examples import EvalExamples
 
 # Item indices 0 (padding) and 1 (out-of-vocabulary) are never recommendable.
 NUM_RESERVED_ITEMS = 2
@@ -161,3 +163,24 @@ class MetricsAccumulator:
     if not self.count:
       raise ValueError("No examples were accumulated.")
     return {name: total / self.count for name, total in self._sums.items()}
+
+
+def batched_model_inputs(examples: EvalExamples, max_len: int, batch_size: int,
+                         progress: bool = False
+                         ) -> Iterator[Tuple[int, int, Dict[str, tf.Tensor]]]:
+  """Yields (start, end, model inputs of examples[start:end]) batch after batch.
+
+  Args:
+    examples: the evaluation examples.
+    max_len: history length of `examples.model_inputs`.
+    batch_size: examples per batch; the last batch may be smaller.
+    progress: show a progress bar that advances as batches are consumed.
+  """
+  num_examples = len(examples)
+  features = examples.model_inputs(max_len)
+  progress_bar = tf.keras.utils.Progbar(num_examples) if progress else None
+  for start in range(0, num_examples, batch_size):
+    end = min(start + batch_size, num_examples)
+    yield start, end, {name: tf.constant(value[start:end]) for name, value in features.items()}
+    if progress_bar is not None:
+      progress_bar.update(end)

@@ -360,25 +360,19 @@ class PHNSTestEvaluator:
       The mean of every metric ("ndcg@k", "recall@k", "mrr@k"), "num_examples" and
       "mean_abandoned", the mean number of the user's abandoned items among the candidates.
     """
-    num_examples = len(examples)
-    if not num_examples:
+    if not len(examples):
       raise ValueError("No evaluation examples.")
     candidates, valid, num_abandoned = _build_candidates(examples, pools, self.config)
-    features = examples.model_inputs(self.max_len)
 
     accumulator = metrics_lib.MetricsAccumulator()
-    progress_bar = tf.keras.utils.Progbar(num_examples) if progress else None
-    for start in range(0, num_examples, self.batch_size):
-      end = min(start + self.batch_size, num_examples)
-      batch_features = {name: tf.constant(value[start:end]) for name, value in features.items()}
+    for start, end, batch_features in metrics_lib.batched_model_inputs(
+        examples, self.max_len, self.batch_size, progress):
       scores = tf.cast(score_candidates_fn(batch_features, tf.constant(candidates[start:end])),
                        tf.float32)
       if tuple(scores.shape) != candidates[start:end].shape:
         raise ValueError(f"score_candidates_fn must return {candidates[start:end].shape} "
                          f"scores, got {tuple(scores.shape)}.")
       accumulator.update(self._batch_metrics(scores, tf.constant(valid[start:end])))
-      if progress_bar is not None:
-        progress_bar.update(end)
     return {
         **accumulator.result(),
         "num_examples": accumulator.count,
