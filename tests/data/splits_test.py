@@ -33,7 +33,9 @@ def _ids(split, indices):
 
 
 def test_leave_one_out_targets_history_and_training_rows():
-  split = splits.leave_one_out(_log(_ROWS))
+  log = _log(_ROWS)
+  split = splits.leave_one_out(log)
+  assert split.items is log.items
   assert _ids(split, split.test.target) == ["d"]
   assert _ids(split, split.validation.target) == ["c"]
   assert _ids(split, split.test.history.row(0)) == ["a", "b", "c"]

@@ -62,6 +62,7 @@ class Split:
     test: one test target per eligible user.
     item_vocabulary: raw item id <-> index (catalogue order).
     user_vocabulary: raw user id <-> index.
+    items: the item catalogue (metadata for `item_features.ItemFeatureTables`).
   """
 
   train: IndexedLog
@@ -69,6 +70,7 @@ class Split:
   test: examples_lib.EvalExamples
   item_vocabulary: vocabulary_lib.IdVocabulary
   user_vocabulary: vocabulary_lib.IdVocabulary
+  items: schema.ItemCatalog
 
 
 def index_log(log: schema.WatchLog, implicit: bool = False,
@@ -158,7 +160,7 @@ def leave_one_out(log: schema.WatchLog, implicit: bool = False, min_positives: i
   return Split(train=indexed.take(train_rows),
                validation=_examples_before(indexed, validation_rows),
                test=_examples_before(indexed, test_rows),
-               item_vocabulary=items, user_vocabulary=users)
+               item_vocabulary=items, user_vocabulary=users, items=log.items)
 
 
 def time_split(log: schema.WatchLog, implicit: bool = False, validation_fraction: float = 0.1,
@@ -195,4 +197,4 @@ def time_split(log: schema.WatchLog, implicit: bool = False, validation_fraction
   return Split(train=indexed.take(np.flatnonzero(timestamp < validation_cut)),
                validation=_examples_before(indexed, validation_rows),
                test=_examples_before(indexed, test_rows),
-               item_vocabulary=items, user_vocabulary=users)
+               item_vocabulary=items, user_vocabulary=users, items=log.items)
