@@ -1,4 +1,4 @@
-r"""Most-popular baseline on the embedded default and on MovieLens latest-small, as a markdown table.
+r"""Most-popular baseline on the embedded default and MovieLens latest-small, as a markdown table.
 
 Runs leave-one-out test evaluation under the implicit protocol (every interaction is a positive)
 and the engagement protocol (abandonments are not positives: completion <= 0.05 for streaming

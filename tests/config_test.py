@@ -34,8 +34,9 @@ def test_bad_overrides_name_the_key(text, message):
 
 
 def test_params_yaml_round_trip(tmp_path):
-  config = config_lib.override(config_lib.ExperimentConfig(),
-                               "data: {dataset: movielens/100k, implicit: true}\neval: {ks: [1, 3]}")
+  config = config_lib.override(
+      config_lib.ExperimentConfig(),
+      "data: {dataset: movielens/100k, implicit: true}\neval: {ks: [1, 3]}")
   config_lib.save_params(config, str(tmp_path))
   assert config_lib.load_params(str(tmp_path)) == config
 

@@ -1,4 +1,4 @@
-"""End-to-end test of the experiment binaries, run as a user runs them, on the tiny synthetic log."""
+"""End-to-end test of the experiment binaries, run as a user runs them, on the tiny log."""
 
 import json
 import os

@@ -25,8 +25,9 @@ class DataConfig:
   """Which data set, which protocol, which example shape.
 
   Attributes:
-    dataset: "streaming_logs" (embedded synthetic default, config "small"), "streaming_logs/<config>"
-      (tiny, small, medium, large) or "movielens/<format>" (100k, 1m, latest-small).
+    dataset: "streaming_logs" (embedded synthetic default, config "small"),
+      "streaming_logs/<config>" (tiny, small, medium, large) or "movielens/<format>" (100k, 1m,
+      latest-small).
     data_dir: directory with the raw MovieLens files (the TFDS manual_dir); unused for
       streaming_logs.
     tfds_data_dir: where TFDS writes prepared data; "" is TFDS's default (~/tensorflow_datasets).

@@ -1,8 +1,9 @@
 """The watch-log schema every data set is converted to.
 
-One row per (user, item, timestamp). `engagement` in [0, 1] is the completion rate (seconds watched /
-runtime) for streaming logs, or a proxy such as rating / max rating for rating data. An interaction with
-`engagement <= abandonment_threshold` is an abandonment: the user started the title and left it.
+One row per (user, item, timestamp). `engagement` in [0, 1] is the completion rate (seconds
+watched / runtime) for streaming logs, or a proxy such as rating / max rating for rating data. An
+interaction with `engagement <= abandonment_threshold` is an abandonment: the user started the
+title and left it.
 
 Ids are kept as strings from the raw source; integer indices are assigned later by
 `tfrs_smoe.data.vocabulary.ItemVocabulary`, so the same raw ids reach serving unchanged.
@@ -173,8 +174,8 @@ class WatchLog:
     self.interactions.validate(self.name)
     missing = np.setdiff1d(np.unique(self.interactions.item_id), self.items.item_id)
     if missing.size:
-      raise DataError(f"{self.name}: {missing.size} item id(s) of the log are not in the catalogue, "
-                      f"e.g. {missing[0]!r}.")
+      raise DataError(f"{self.name}: {missing.size} item id(s) of the log are not in the "
+                      f"catalogue, e.g. {missing[0]!r}.")
     if not 0.0 <= self.abandonment_threshold < 1.0:
       raise DataError(f"{self.name}: abandonment_threshold {self.abandonment_threshold} is not in "
                       "[0, 1).")
