@@ -1,0 +1,131 @@
+"""Tests of AdaptiveGate: mixing, temperature, noise, entropy loss, metrics, saving."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrs_smoe.layers import adaptive_gate
+
+
+def _inputs(batch=4, num_experts=3, dim=5, user_dim=6, seed=0):
+  rng = np.random.RandomState(seed)
+  return (tf.constant(rng.normal(size=[batch, user_dim]), tf.float32),
+          tf.constant(rng.normal(size=[batch, num_experts, dim]), tf.float32))
+
+
+def _entropy(alpha):
+  return -np.sum(alpha * np.log(alpha + 1e-12), axis=-1)
+
+
+def test_output_is_the_alpha_weighted_sum_of_experts():
+  user, experts = _inputs()
+  gate = adaptive_gate.AdaptiveGate(hidden_units=(8,), noise_stddev=0.0)
+  mixed, alpha = gate((user, experts))
+  np.testing.assert_allclose(alpha.numpy().sum(-1), np.ones(4), rtol=1e-6)
+  np.testing.assert_allclose(mixed.numpy(),
+                             np.einsum("be,bed->bd", alpha.numpy(), experts.numpy()),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_temperature_divides_the_logits():
+  user, experts = _inputs()
+  sharp = adaptive_gate.AdaptiveGate(hidden_units=(), temperature=1.0, noise_stddev=0.0)
+  sharp((user, experts))
+  flat = adaptive_gate.AdaptiveGate(hidden_units=(), temperature=4.0, noise_stddev=0.0)
+  flat((user, experts))
+  flat.set_weights(sharp.get_weights())
+  _, alpha_sharp = sharp((user, experts))
+  _, alpha_flat = flat((user, experts))
+  logits = np.log(alpha_sharp.numpy())  # Equal to the logits up to a per-row constant.
+  expected = np.exp(logits / 4.0) / np.exp(logits / 4.0).sum(-1, keepdims=True)
+  np.testing.assert_allclose(alpha_flat.numpy(), expected, rtol=1e-5)
+
+
+def test_noise_only_in_training():
+  user, experts = _inputs()
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=1.0)
+  _, first = gate((user, experts), training=False)
+  _, second = gate((user, experts), training=False)
+  np.testing.assert_array_equal(first.numpy(), second.numpy())
+  _, noisy = gate((user, experts), training=True)
+  assert not np.allclose(noisy.numpy(), first.numpy())
+
+
+def test_entropy_loss_matches_hand_computation_and_respects_the_mask():
+  user, experts = _inputs()
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=0.0, entropy_weight=0.5, target_entropy=0.52)
+  mask = tf.constant([True, False, True, True])
+  _, alpha = gate((user, experts), position_mask=mask)
+  entropy = _entropy(alpha.numpy())[[0, 2, 3]]
+  expected = 0.5 * np.mean((entropy - 0.52) ** 2)
+  assert len(gate.losses) == 1
+  np.testing.assert_allclose(gate.losses[0].numpy(), expected, rtol=1e-5)
+
+
+def test_no_loss_when_entropy_weight_is_zero():
+  gate = adaptive_gate.AdaptiveGate(entropy_weight=0.0)
+  gate(_inputs())
+  assert not gate.losses
+
+
+def test_per_position_gate_and_metrics_in_a_model():
+  user = tf.keras.Input([7, 6])
+  experts = tf.keras.Input([7, 2, 5])
+  mixed, alpha = adaptive_gate.AdaptiveGate(noise_stddev=0.0)((user, experts))
+  model = tf.keras.Model([user, experts], [mixed, alpha])
+  assert mixed.shape.as_list() == [None, 7, 5] and alpha.shape.as_list() == [None, 7, 2]
+  names = {metric.name for metric in model.metrics}
+  assert {"gate_entropy", "gate_weight_0", "gate_weight_1"} <= names
+
+
+def test_entropy_term_prevents_collapse():
+  """With the gate pushed towards one expert, the regulariser keeps its entropy near H*."""
+  rng = np.random.RandomState(0)
+  user = rng.normal(size=[256, 4]).astype(np.float32)
+  experts = rng.normal(size=[256, 2, 3]).astype(np.float32)
+
+  def final_entropy(entropy_weight):
+    tf.keras.utils.set_random_seed(0)
+    gate = adaptive_gate.AdaptiveGate(hidden_units=(8,), noise_stddev=0.0,
+                                      entropy_weight=entropy_weight, target_entropy=0.52)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    for _ in range(150):
+      with tf.GradientTape() as tape:
+        _, alpha = gate((user, experts), training=True)
+        # A task loss that rewards putting all weight on expert 0.
+        loss = -tf.reduce_mean(tf.math.log(alpha[:, 0] + 1e-9)) + tf.add_n(gate.losses or [0.0])
+      optimizer.apply_gradients(zip(tape.gradient(loss, gate.trainable_variables),
+                                    gate.trainable_variables))
+    _, alpha = gate((user, experts))
+    return float(np.mean(_entropy(alpha.numpy())))
+
+  assert final_entropy(0.0) < 0.05  # Collapse onto expert 0.
+  assert final_entropy(10.0) > 0.35  # Held near H* = 0.52.
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"noise_stddev": -1.0}])
+def test_bad_settings_are_errors(kwargs):
+  with pytest.raises(ValueError):
+    adaptive_gate.AdaptiveGate(**kwargs)
+
+
+def test_serialization_round_trip():
+  gate = adaptive_gate.AdaptiveGate(hidden_units=(16, 8), temperature=0.5, noise_stddev=0.3,
+                                    entropy_weight=0.1, target_entropy=0.4)
+  restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(gate))
+  assert isinstance(restored, adaptive_gate.AdaptiveGate)
+  assert restored.get_config() == gate.get_config()
+
+
+def test_saved_model_round_trip(tmp_path):
+  user = tf.keras.Input([6])
+  experts = tf.keras.Input([3, 5])
+  mixed, alpha = adaptive_gate.AdaptiveGate(noise_stddev=0.5)((user, experts))
+  model = tf.keras.Model([user, experts], {"mixed": mixed, "alpha": alpha})
+  inputs = _inputs()
+  expected = model(list(inputs))
+  model.save(str(tmp_path / "model"))
+  loaded = tf.keras.models.load_model(str(tmp_path / "model"))
+  outputs = loaded(list(inputs))
+  for name in ("mixed", "alpha"):
+    np.testing.assert_allclose(outputs[name].numpy(), expected[name].numpy(), rtol=1e-6)

@@ -1,0 +1,111 @@
+"""The S-MoE-BST gate: mixes expert representations with weights from the user and the experts."""
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
+class AdaptiveGate(tf.keras.layers.Layer):
+  """alpha = softmax((z + eps) / tau); output = sum_e alpha_e h_e.
+
+  The logits z come from one MLP over the concatenation [u, h_1, ..., h_E] of the user embedding
+  and every expert's representation (a joint gate: the MLP sees which expert said what). eps is
+  Gaussian noise with standard deviation `noise_stddev`, added only in training. An entropy
+  regulariser lambda * mean((H(alpha) - H*)^2), H(alpha) = -sum_e alpha_e log alpha_e, is added as
+  a layer loss against expert collapse (H* = 0.52 nats by default, between one expert, 0, and
+  two equal experts, log 2 = 0.69). The mean weight of each expert and the mean gate entropy are
+  reported as metrics (`gate_weight_<e>`, `gate_entropy`).
+
+  Leading dimensions are free: [batch] for one user vector, [batch, time] for a gate per position.
+
+  Args:
+    hidden_units: sizes of the MLP's hidden ReLU layers.
+    temperature: tau > 0.
+    noise_stddev: standard deviation of eps in training; 0 disables the noise.
+    entropy_weight: lambda; 0 disables the regulariser.
+    target_entropy: H* in nats.
+
+  Call args:
+    inputs: a pair (user, experts): user [..., user_dim] embedding and experts
+      [..., num_experts, dim] representations.
+    position_mask: optional [...] bool; False entries (padding positions) are left out of the
+      regulariser and the metrics.
+    training: whether to add the noise.
+
+  Returns:
+    ([..., dim] mixed representation, [..., num_experts] gate weights alpha).
+
+  Example:
+    >>> gate = AdaptiveGate(hidden_units=(32,))
+    >>> mixed, alpha = gate((tf.zeros([4, 16]), tf.random.normal([4, 3, 8])))
+    >>> mixed.shape, alpha.shape
+    (TensorShape([4, 8]), TensorShape([4, 3]))
+  """
+
+  def __init__(self, hidden_units: Sequence[int] = (64,), temperature: float = 1.0,
+               noise_stddev: float = 1.0, entropy_weight: float = 0.01,
+               target_entropy: float = 0.52, **kwargs):
+    super().__init__(**kwargs)
+    if temperature <= 0:
+      raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if noise_stddev < 0 or entropy_weight < 0 or target_entropy < 0:
+      raise ValueError("noise_stddev, entropy_weight and target_entropy must be >= 0, got "
+                       f"{noise_stddev}, {entropy_weight} and {target_entropy}.")
+    self.hidden_units = tuple(hidden_units)
+    self.temperature = temperature
+    self.noise_stddev = noise_stddev
+    self.entropy_weight = entropy_weight
+    self.target_entropy = target_entropy
+    self._hidden = [tf.keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
+                    for i, units in enumerate(self.hidden_units)]
+    self._logits: Optional[tf.keras.layers.Dense] = None
+
+  def build(self, input_shape):
+    experts_shape = tf.TensorShape(input_shape[1])
+    if experts_shape.rank is None or experts_shape.rank < 3 or experts_shape[-2] is None:
+      raise ValueError(f"experts must be [..., num_experts, dim] with a known num_experts, got "
+                       f"{experts_shape}.")
+    self.num_experts = int(experts_shape[-2])
+    self._logits = tf.keras.layers.Dense(self.num_experts, name="logits")
+    super().build(input_shape)
+
+  def call(self, inputs, position_mask: Optional[tf.Tensor] = None,
+           training: Optional[bool] = None):
+    user, experts = inputs
+    leading = tf.shape(experts)[:-2]
+    flat_experts = tf.reshape(experts, tf.concat(
+        [leading, [self.num_experts * experts.shape[-1]]], axis=0))
+    hidden = tf.concat([user, flat_experts], axis=-1)
+    for layer in self._hidden:
+      hidden = layer(hidden)
+    logits = self._logits(hidden)
+    if training and self.noise_stddev > 0:
+      logits += tf.random.normal(tf.shape(logits), stddev=self.noise_stddev, dtype=logits.dtype)
+    alpha = tf.nn.softmax(logits / self.temperature, axis=-1)
+    mixed = tf.einsum("...e,...ed->...d", alpha, experts)
+
+    weights = (tf.ones(tf.shape(alpha)[:-1], alpha.dtype) if position_mask is None
+               else tf.cast(position_mask, alpha.dtype))
+    count = tf.maximum(tf.reduce_sum(weights), 1.0)
+    entropy = -tf.reduce_sum(alpha * tf.math.log(alpha + 1e-12), axis=-1)
+    if self.entropy_weight > 0:
+      self.add_loss(self.entropy_weight * tf.reduce_sum(
+          weights * tf.square(entropy - self.target_entropy)) / count)
+    self.add_metric(tf.reduce_sum(weights * entropy) / count, name="gate_entropy")
+    mean_alpha = tf.reduce_sum(weights[..., tf.newaxis] * alpha,
+                               axis=tf.range(tf.rank(alpha) - 1)) / count
+    for expert in range(self.num_experts):
+      self.add_metric(mean_alpha[expert], name=f"gate_weight_{expert}")
+    return mixed, alpha
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "hidden_units": list(self.hidden_units),
+        "temperature": self.temperature,
+        "noise_stddev": self.noise_stddev,
+        "entropy_weight": self.entropy_weight,
+        "target_entropy": self.target_entropy,
+    })
+    return config
