@@ -41,8 +41,6 @@ counted per file, logged as a warning with the first few `file:line` examples, a
 the expected one always raises: it means the file is not in the format at all.
 """
 
-import codecs
-import csv
 import dataclasses
 import hashlib
 import os
@@ -52,6 +50,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from tfrs_smoe.data import line_parsing
 from tfrs_smoe.data import schema
 
 MAX_RATING = 5.0
@@ -83,8 +82,6 @@ _STANDARD_100K_GENRES = (
 # Genre names that mean "no genre": the 100k flag "unknown" and the csv marker.
 _NO_GENRE = frozenset({"unknown", "(no genres listed)"})
 _YEAR_SUFFIX = re.compile(r"\((\d{4})\)\s*$")
-# How many skipped lines per file the warning quotes.
-_NUM_EXAMPLES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,100 +123,15 @@ class _User:
   zip: str
 
 
-class _BadLine(Exception):
-  """A line does not parse; the message says why."""
-
-
-class _BadLines:
-  """Raises at the first malformed line of one file, or counts them when skipping."""
-
-  def __init__(self, path: str, skip: bool):
-    self.path = path
-    self.skip = skip
-    self.count = 0
-    self.examples: List[str] = []
-
-  def add(self, number: int, line, reason: str) -> None:
-    where = f"{self.path}:{number}"
-    if not self.skip:
-      raise schema.DataError(f"{where}: {reason}. The line: {line!r}")
-    self.count += 1
-    if len(self.examples) < _NUM_EXAMPLES:
-      self.examples.append(f"{where}: {reason}: {line!r}")
-
-
-def _parse_lines(path: str, encoding: str, split: Callable[[str], List[str]],
-                 num_fields: int, parse_fields: Callable[[List[str]], None],
-                 bad_lines: _BadLines, header: Optional[Sequence[str]] = None) -> None:
-  """Splits each line of `path` into fields and hands them to `parse_fields`.
-
-  Args:
-    path: the file.
-    encoding: its text encoding.
-    split: line -> fields.
-    num_fields: the number of fields a line must have.
-    parse_fields: stores a line's values; raises `_BadLine` (before storing anything) when they
-      are malformed.
-    bad_lines: where malformed lines go.
-    header: the fields the first line must have, for files with a header row.
-  """
-  with open(path, "rb") as f:
-    for number, raw in enumerate(f, start=1):
-      raw = raw.rstrip(b"\r\n")
-      if number == 1:
-        # Tolerate a byte order mark, as spreadsheet programs write one.
-        raw = raw.removeprefix(codecs.BOM_UTF8)
-      try:
-        # Decoding line by line keeps an undecodable byte a malformed line like any other.
-        line = raw.decode(encoding)
-      except UnicodeDecodeError as error:
-        bad_lines.add(number, raw, f"not valid {encoding} ({error.reason})")
-        continue
-      if number == 1 and header is not None:
-        if split(line) != list(header):
-          raise schema.DataError(f"{path}:1: expected the header {','.join(header)!r}, found "
-                                 f"{line!r}; the file is not in this MovieLens format.")
-        continue
-      if not line:
-        continue
-      try:
-        fields = split(line)
-        if len(fields) != num_fields:
-          raise _BadLine(f"expected {num_fields} fields, found {len(fields)}")
-        parse_fields(fields)
-      except _BadLine as error:
-        bad_lines.add(number, line, str(error))
-
-
-def _split_csv(line: str) -> List[str]:
-  try:
-    return next(csv.reader([line], strict=True))
-  except csv.Error as error:
-    raise _BadLine(f"bad csv quoting ({error})") from error
-
-
-def _parse_count(text: str, what: str) -> int:
-  """A non-negative integer written in ASCII digits (ids, timestamps, ages)."""
-  stripped = text.strip()
-  if not (stripped.isascii() and stripped.isdigit()):
-    raise _BadLine(f"{what} {text!r} is not a non-negative integer")
-  return int(stripped)
-
-
-def _parse_id(text: str, what: str) -> str:
-  # Canonical digits, so that "007" in one file and "7" in another name the same item.
-  return str(_parse_count(text, what))
-
-
 def _parse_rating(text: str, scale: _Scale) -> float:
   try:
     rating = float(text)
   except ValueError as error:
-    raise _BadLine(f"rating {text!r} is not a number") from error
+    raise line_parsing.BadLine(f"rating {text!r} is not a number") from error
   if not (scale.low <= rating <= MAX_RATING and (rating / scale.step).is_integer()):
     # NaN fails every comparison and lands here too.
-    raise _BadLine(f"rating {text!r} is not one of {scale.low:g}, {scale.low + scale.step:g}, "
-                   f"..., {MAX_RATING:g}")
+    raise line_parsing.BadLine(f"rating {text!r} is not one of {scale.low:g}, "
+                               f"{scale.low + scale.step:g}, ..., {MAX_RATING:g}")
   return rating
 
 
@@ -239,7 +151,7 @@ class _Reader:
     self.directory = directory
     self.skip_bad_lines = skip_bad_lines
     self.scale = _SCALES[format_name]
-    self.bad_lines: Dict[str, _BadLines] = {}
+    self.bad_lines: Dict[str, line_parsing.BadLines] = {}
     self.items: Dict[str, _Item] = {}
     self.users: Optional[Dict[str, _User]] = None
     # Rows of (user id, item id, timestamp, rating), in file order.
@@ -251,30 +163,31 @@ class _Reader:
   def parse(self, name: str, encoding: str, split: Callable[[str], List[str]],
             num_fields: int, parse_fields: Callable[[List[str]], None],
             header: Optional[Sequence[str]] = None) -> None:
-    bad_lines = _BadLines(self.path(name), self.skip_bad_lines)
+    bad_lines = line_parsing.BadLines(self.path(name), self.skip_bad_lines)
     self.bad_lines[name] = bad_lines
-    _parse_lines(self.path(name), encoding, split, num_fields, parse_fields, bad_lines, header)
+    line_parsing.parse_lines(self.path(name), encoding, split, num_fields, parse_fields,
+                             bad_lines, header)
 
   def add_item(self, item_id: str, title: str, genres: str) -> None:
     if item_id in self.items:
-      raise _BadLine(f"movie id {item_id} is listed twice")
+      raise line_parsing.BadLine(f"movie id {item_id} is listed twice")
     title = title.strip()
     self.items[item_id] = _Item(title=title, genres=genres, year=_year_of(title))
 
   def add_user(self, user_id: str, user: _User) -> None:
     if user_id in self.users:
-      raise _BadLine(f"user id {user_id} is listed twice")
+      raise line_parsing.BadLine(f"user id {user_id} is listed twice")
     self.users[user_id] = user
 
   def add_rating(self, fields: List[str]) -> None:
-    user_id = _parse_id(fields[0], "user id")
-    item_id = _parse_id(fields[1], "movie id")
+    user_id = line_parsing.parse_id(fields[0], "user id")
+    item_id = line_parsing.parse_id(fields[1], "movie id")
     rating = _parse_rating(fields[2], self.scale)
-    timestamp = _parse_count(fields[3], "timestamp")
+    timestamp = line_parsing.parse_count(fields[3], "timestamp")
     if item_id not in self.items:
-      raise _BadLine(f"movie id {item_id} is not in the item file")
+      raise line_parsing.BadLine(f"movie id {item_id} is not in the item file")
     if self.users is not None and user_id not in self.users:
-      raise _BadLine(f"user id {user_id} is not in the user file")
+      raise line_parsing.BadLine(f"user id {user_id} is not in the user file")
     self.ratings.append((user_id, item_id, timestamp, rating))
 
   def read_100k(self) -> None:
@@ -285,25 +198,25 @@ class _Reader:
     def parse_item(fields):
       flags = fields[5:]
       if any(flag not in ("0", "1") for flag in flags):
-        raise _BadLine("genre flags must be 0 or 1")
-      self.add_item(_parse_id(fields[0], "movie id"), fields[1],
+        raise line_parsing.BadLine("genre flags must be 0 or 1")
+      self.add_item(line_parsing.parse_id(fields[0], "movie id"), fields[1],
                     _join_genres([g for g, flag in zip(genres, flags) if flag == "1"]))
 
     self.parse("u.item", "latin-1", lambda line: line.split("|"), 5 + len(genres), parse_item)
     if os.path.exists(self.path("u.user")):
       self.users = {}
       self.parse("u.user", "latin-1", lambda line: line.split("|"), 5, lambda f: self.add_user(
-          _parse_id(f[0], "user id"),
-          _User(age=_parse_count(f[1], "age"), gender=f[2], occupation=f[3], zip=f[4])))
+          line_parsing.parse_id(f[0], "user id"),
+          _User(age=line_parsing.parse_count(f[1], "age"), gender=f[2], occupation=f[3], zip=f[4])))
     self.parse("u.data", "latin-1", lambda line: line.split("\t"), 4, self.add_rating)
 
   def read_100k_genres(self) -> Tuple[str, ...]:
     names: List[str] = []
 
     def parse_genre(fields):
-      index = _parse_count(fields[1], "genre index")
+      index = line_parsing.parse_count(fields[1], "genre index")
       if index != len(names):
-        raise _BadLine(f"genre index {index} is out of order, expected {len(names)}")
+        raise line_parsing.BadLine(f"genre index {index} is out of order, expected {len(names)}")
       names.append(fields[0])
 
     self.parse("u.genre", "latin-1", lambda line: line.split("|"), 2, parse_genre)
@@ -314,18 +227,18 @@ class _Reader:
   def read_1m(self) -> None:
     split = lambda line: line.split("::")
     self.parse("movies.dat", "latin-1", split, 3, lambda f: self.add_item(
-        _parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))))
+        line_parsing.parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))))
     self.users = {}
     self.parse("users.dat", "latin-1", split, 5, lambda f: self.add_user(
-        _parse_id(f[0], "user id"),
-        _User(age=_parse_count(f[2], "age"), gender=f[1], occupation=f[3], zip=f[4])))
+        line_parsing.parse_id(f[0], "user id"),
+        _User(age=line_parsing.parse_count(f[2], "age"), gender=f[1], occupation=f[3], zip=f[4])))
     self.parse("ratings.dat", "latin-1", split, 4, self.add_rating)
 
   def read_latest_small(self) -> None:
-    self.parse("movies.csv", "utf-8", _split_csv, 3, lambda f: self.add_item(
-        _parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))),
+    self.parse("movies.csv", "utf-8", line_parsing.split_csv, 3, lambda f: self.add_item(
+        line_parsing.parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))),
                header=("movieId", "title", "genres"))
-    self.parse("ratings.csv", "utf-8", _split_csv, 4, self.add_rating,
+    self.parse("ratings.csv", "utf-8", line_parsing.split_csv, 4, self.add_rating,
                header=("userId", "movieId", "rating", "timestamp"))
 
   def columns(self) -> Dict[str, np.ndarray]:
