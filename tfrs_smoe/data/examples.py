@@ -9,7 +9,6 @@ import dataclasses
 from typing import Dict, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 
 @dataclasses.dataclass
@@ -47,12 +46,6 @@ class RaggedArray:
 
   def row(self, i: int) -> np.ndarray:
     return self.values[self.row_splits[i]:self.row_splits[i + 1]]
-
-  def take(self, indices: np.ndarray) -> "RaggedArray":
-    return RaggedArray.from_rows([self.row(i) for i in np.asarray(indices)], self.values.dtype)
-
-  def to_tensor(self) -> tf.RaggedTensor:
-    return tf.RaggedTensor.from_row_splits(self.values, self.row_splits)
 
   def last_padded(self, max_len: int, pad_value=0) -> np.ndarray:
     """[num_rows, max_len]: the last `max_len` values of each row, left-padded, most recent last."""

@@ -67,10 +67,6 @@ class Interactions:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
             if getattr(self, f.name) is not None}
 
-  def take(self, indices: np.ndarray) -> "Interactions":
-    """The rows at `indices` (an index array or a boolean mask), in that order."""
-    return Interactions(**{name: column[indices] for name, column in self.columns().items()})
-
   def validate(self, source: str = "interactions") -> None:
     """Raises DataError on mismatched lengths, NaN or out-of-range engagement or rating."""
     n = len(self)
