@@ -5,6 +5,7 @@ and TensorBoard logs (logs/validation).
 
 Example:
   python experiments/train.py --model_dir=runs/popularity
+  python experiments/train.py --model_dir=runs/smoe_bst --model=smoe_bst
   python experiments/train.py --model_dir=runs/ml --dataset=movielens/latest-small \
       --data_dir=../shared/data/ml-latest-small --params_override='data: {implicit: true}'
 """
@@ -37,7 +38,7 @@ def main(argv):
   print(f"Data {config.data.dataset} ({config.data.split}, "
         f"{'implicit' if config.data.implicit else 'engagement'} protocol): "
         f"{experiment_lib.describe_split(split)}")
-  model = experiment.fit(split)
+  model = experiment.fit(split, progress=True)
   results = experiment.evaluate(model, split, "validation", progress=True)
   metrics_path = experiment.write_results(results, "validation")
   print(f"\nValidation metrics of {config.model.name}:")

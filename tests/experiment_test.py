@@ -88,3 +88,28 @@ def test_unknown_dataset_is_an_error():
     experiment_lib.load_watch_log(config_lib.DataConfig(dataset="netflix"))
   with pytest.raises(ValueError, match="data_dir"):
     experiment_lib.load_watch_log(config_lib.DataConfig(dataset="movielens/100k"))
+
+
+@pytest.mark.parametrize("name", ["bst", "smoe_bst"])
+def test_sequential_models_train_validate_and_restore(tmp_path, name):
+  small = {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
+           "expert_windows": [2, 0], "num_blocks": 1, "feed_forward_dim": 16}
+  config = config_lib.apply_overrides(_config(phns_test=False), {
+      "model": {"name": name, "encoder": small}, "data": {"max_len": 8},
+      "train": {"epochs": 3, "batch_size": 8, "early_stopping_patience": 1}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  split = experiment.prepare_data(_log())
+  model = experiment.fit(split)
+  assert (model.gate is None) == (name == "bst")
+  results = experiment.evaluate(model, split, "test")
+  restored = experiment_lib.Experiment(config, str(tmp_path)).restore(split)
+  assert experiment.evaluate(restored, split, "test") == results
+  assert os.listdir(tmp_path / "logs" / "train")
+
+
+def test_smoe_bst_needs_two_experts(tmp_path):
+  config = config_lib.apply_overrides(_config(), {
+      "model": {"name": "smoe_bst", "encoder": {"expert_windows": [0]}}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  with pytest.raises(ValueError, match="bst"):
+    experiment.build_model(experiment.prepare_data(_log()))

@@ -1,7 +1,8 @@
 """Flags shared by the experiment binaries and their resolution into an `ExperimentConfig`.
 
 Precedence, lowest first: the config defaults (train.py) or the run's params.yaml (evaluate.py),
-then the explicit flags (--dataset, --data_dir, --tfds_data_dir, --seed), then --params_override.
+then the explicit flags (--dataset, --data_dir, --tfds_data_dir, --model, --seed), then
+--params_override.
 """
 
 from absl import flags
@@ -19,6 +20,7 @@ def define_flags() -> None:
                       "data.data_dir.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
                       "data.tfds_data_dir.")
+  flags.DEFINE_string("model", None, "popularity, bst or smoe_bst. Overrides model.name.")
   flags.DEFINE_integer("seed", None, "Global seed. Overrides seed.")
   flags.DEFINE_string("params_override", "", "YAML/JSON mapping, inline or a file path, applied "
                       "last, e.g. 'data: {max_len: 20}'.")
@@ -32,6 +34,8 @@ def resolve_config(base: config_lib.ExperimentConfig,
       ("dataset", "dataset"), ("data_dir", "data_dir"), ("tfds_data_dir", "tfds_data_dir"))
                     if getattr(values, flag) is not None}
   overrides = {"data": data_overrides}
+  if values.model is not None:
+    overrides["model"] = {"name": values.model}
   if values.seed is not None:
     overrides["seed"] = values.seed
   resolved = config_lib.apply_overrides(base, overrides)

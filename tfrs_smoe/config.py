@@ -18,6 +18,8 @@ from typing import Any, Dict, Optional, Tuple
 import yaml
 
 from tfrs_smoe.evaluation import phns_protocol
+from tfrs_smoe.models import smoe_bst
+from tfrs_smoe.tasks import engagement_multitask
 
 
 @dataclasses.dataclass
@@ -61,13 +63,20 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-  """Which model.
+  """Which model, its architecture and its loss.
 
   Attributes:
-    name: "popularity" (most popular positives in the training log).
+    name: "popularity" (most popular positives in the training log), "bst" (one expert over
+      the whole history, no gate) or "smoe_bst" (the experts of `encoder.expert_windows` mixed
+      by the gate).
+    encoder: architecture of bst / smoe_bst.
+    task: the multitask loss of bst / smoe_bst.
   """
 
   name: str = "popularity"
+  encoder: smoe_bst.SMoEBSTConfig = dataclasses.field(default_factory=smoe_bst.SMoEBSTConfig)
+  task: engagement_multitask.MultitaskConfig = dataclasses.field(
+      default_factory=engagement_multitask.MultitaskConfig)
 
 
 @dataclasses.dataclass
@@ -75,14 +84,21 @@ class TrainConfig:
   """Optimisation settings for trainable models.
 
   Attributes:
-    batch_size: examples per step.
-    epochs: passes over the training examples.
+    batch_size: examples per step (sequences, for bst / smoe_bst).
+    epochs: most passes over the training examples.
     learning_rate: Adam learning rate.
+    validate_every: epochs between full-ranking evaluations on the validation split.
+    early_stopping_patience: validations without a better `monitor` before training stops
+      (the best weights are kept); 0 trains all epochs and keeps the last weights.
+    monitor: validation metric of early stopping, e.g. "ndcg@10".
   """
 
-  batch_size: int = 256
+  batch_size: int = 128
   epochs: int = 10
   learning_rate: float = 1e-3
+  validate_every: int = 1
+  early_stopping_patience: int = 3
+  monitor: str = "ndcg@10"
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ The order is fixed and shared by `experiments/train.py` and `experiments/evaluat
   and the PHNS test) -> metrics JSON, TensorBoard scalars, a printed table.
 """
 
+import dataclasses
 import json
 import os
 from typing import Dict, Optional
@@ -15,11 +16,17 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
+from tfrs_smoe.data import item_features
 from tfrs_smoe.data import schema
+from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits as splits_lib
 from tfrs_smoe.evaluation import full_ranking
 from tfrs_smoe.evaluation import phns_protocol
+from tfrs_smoe.evaluation import ranking_callback
 from tfrs_smoe.models import popularity
+from tfrs_smoe.models import smoe_bst
+
+MODELS = ("popularity", "bst", "smoe_bst")
 
 Results = Dict[str, Dict[str, float]]
 
@@ -79,19 +86,63 @@ class Experiment:
     raise ValueError(f"Unknown split {data.split!r}; use leave_one_out or time.")
 
   def build_model(self, split: splits_lib.Split) -> tf.keras.Model:
-    name = self.config.model.name
+    """The configured model, untrained (built, so that a checkpoint restores into it)."""
+    model_config = self.config.model
+    name = model_config.name
     if name == "popularity":
       return popularity.PopularityModel(num_items=split.item_vocabulary.size)
-    raise ValueError(f"Unknown model {name!r}; available: popularity.")
+    if name not in MODELS:
+      raise ValueError(f"Unknown model {name!r}; available: {', '.join(MODELS)}.")
+    encoder = model_config.encoder
+    if name == "bst":
+      encoder = dataclasses.replace(encoder, expert_windows=(0,))
+    elif len(encoder.expert_windows) < 2:
+      raise ValueError(f"smoe_bst needs >= 2 expert windows, got {encoder.expert_windows}; "
+                       "use model name bst for one expert.")
+    tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+    model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
+                             tables.as_dict(), encoder, model_config.task,
+                             max_len=self.config.data.max_len)
+    max_len = self.config.data.max_len
+    model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
+    return model
 
-  def fit(self, split: splits_lib.Split) -> tf.keras.Model:
-    """Builds the model, fits it on the training split and writes its checkpoint."""
+  def fit(self, split: splits_lib.Split, progress: bool = False) -> tf.keras.Model:
+    """Builds the model, fits it on the training split and writes its checkpoint.
+
+    Sequential models train on whole sequences (`SequencePipeline.sequences`), are validated
+    by full ranking on split.validation every `train.validate_every` epochs and stop early on
+    `train.monitor`, keeping the best weights.
+    """
     tf.keras.utils.set_random_seed(self.config.seed)
     model = self.build_model(split)
     train = split.train
-    model.fit_counts(train.item[train.positive])
+    if isinstance(model, popularity.PopularityModel):
+      model.fit_counts(train.item[train.positive])
+    else:
+      self._fit_sequential(model, split, progress)
     tf.train.Checkpoint(model=model).write(self._checkpoint_path())
     return model
+
+  def _fit_sequential(self, model: smoe_bst.SMoEBST, split: splits_lib.Split,
+                      progress: bool) -> None:
+    data, training = self.config.data, self.config.train
+    pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
+    dataset = pipeline.batched(pipeline.sequences(split.train).cache(), training.batch_size,
+                               shuffle_seed=self.config.seed)
+    model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
+    evaluator = full_ranking.FullRankingEvaluator(
+        num_items=split.item_vocabulary.size, ks=self.config.eval.ks,
+        batch_size=self.config.eval.batch_size, max_len=data.max_len)
+    callbacks = [ranking_callback.RankingValidation(evaluator, split.validation,
+                                                    every=training.validate_every)]
+    if training.early_stopping_patience:
+      callbacks.append(tf.keras.callbacks.EarlyStopping(
+          f"val_{training.monitor}", mode="max", restore_best_weights=True,
+          patience=training.early_stopping_patience * training.validate_every))
+    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(self.model_dir, "logs", "train"),
+                                                    write_graph=False))
+    model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2 if progress else 0)
 
   def restore(self, split: splits_lib.Split) -> tf.keras.Model:
     """The model of `model_dir`'s checkpoint."""

@@ -1,0 +1,179 @@
+"""Tests of the SMoEBST model: shapes, scoring paths, a planted pattern, the gate, SavedModel."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrs_smoe.data import sequences
+from tfrs_smoe.data import splits
+from tfrs_smoe.models import smoe_bst
+from tfrs_smoe.tasks import engagement_multitask as multitask
+
+NUM_GENRES = 6
+ITEMS_PER_GENRE = 10
+NUM_ITEMS = 2 + NUM_GENRES * ITEMS_PER_GENRE  # Indices 0 and 1 are reserved.
+MAX_LEN = 16
+
+
+def _item_features():
+  genre = np.zeros([NUM_ITEMS, 1], np.int32)
+  genre[2:, 0] = 1 + (np.arange(NUM_ITEMS - 2) // ITEMS_PER_GENRE)
+  return {"genres": genre, "year_bucket": np.zeros([NUM_ITEMS], np.int32)}
+
+
+def _planted_sequences(num_users=240, length=MAX_LEN + 1, seed=0):
+  """Even users are short-term: each item is followed by the next item index, round the
+  catalogue. Odd users are long-term: items drawn at random from two favourite genres, so only
+  the whole history tells what comes next."""
+  rng = np.random.RandomState(seed)
+  rows = []
+  for user in range(num_users):
+    if user % 2 == 0:
+      start = rng.randint(NUM_ITEMS - 2)
+      items = 2 + (start + np.arange(length)) % (NUM_ITEMS - 2)
+    else:
+      genres = rng.choice(NUM_GENRES, 2, replace=False)
+      pool = np.concatenate([2 + g * ITEMS_PER_GENRE + np.arange(ITEMS_PER_GENRE)
+                             for g in genres])
+      items = rng.choice(pool, length, replace=False)
+    rows.append(items)
+  return np.array(rows, np.int32)
+
+
+def _log(sequence_rows):
+  num_users, length = sequence_rows.shape
+  return splits.IndexedLog(
+      user=np.repeat(np.arange(2, num_users + 2), length).astype(np.int32),
+      item=sequence_rows.reshape(-1),
+      timestamp=np.tile(np.arange(length), num_users).astype(np.int64),
+      engagement=np.ones(num_users * length, np.float32),
+      positive=np.ones(num_users * length, bool))
+
+
+def _model(windows=(2, 0), entropy_weight=0.0, scorer="dot", softmax="full", **task):
+  tf.keras.utils.set_random_seed(0)
+  config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
+                                  expert_windows=windows, num_blocks=1, num_heads=2,
+                                  feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,),
+                                  gate_noise_stddev=0.5, entropy_weight=entropy_weight,
+                                  scorer=scorer)
+  return smoe_bst.SMoEBST(NUM_ITEMS, 300, _item_features(), config,
+                          multitask.MultitaskConfig(softmax=softmax, **task), max_len=MAX_LEN)
+
+
+def _train(model, sequence_rows, epochs):
+  pipeline = sequences.SequencePipeline(max_len=MAX_LEN, next_k=2, soft_labels=(1.0, 0.5))
+  dataset = pipeline.sequences(_log(sequence_rows[:, :-1])).cache()
+  model.compile(tf.keras.optimizers.Adam(1e-2))
+  model.fit(dataset.shuffle(1000, seed=0).batch(32), epochs=epochs, verbose=0)
+
+
+def _features(sequence_rows):
+  history = np.zeros([len(sequence_rows), MAX_LEN], np.int32)
+  history[:, 1:] = sequence_rows[:, :MAX_LEN - 1]  # Left-padded, the held-out item removed.
+  return {"history": history, "user_index": np.arange(2, len(sequence_rows) + 2, dtype=np.int32)}
+
+
+def _hit_rate_at_10(scores, targets, history):
+  scores = np.array(scores)
+  np.put_along_axis(scores, history, -np.inf, axis=1)
+  scores[:, :2] = -np.inf
+  top = np.argsort(-scores, axis=1)[:, :10]
+  return float(np.mean((top == targets[:, None]).any(1)))
+
+
+@pytest.fixture(scope="module")
+def trained():
+  rows = _planted_sequences()
+  model = _model(entropy_weight=0.0)
+  _train(model, rows, epochs=25)
+  held_out = _planted_sequences(num_users=200, seed=1)
+  return model, held_out
+
+
+def test_shapes_of_every_path():
+  model = _model(windows=(2, 4, 0))
+  features = _features(_planted_sequences(num_users=3)[:, :MAX_LEN])
+  vectors, alpha = model.encode(features)
+  assert vectors.shape == (3, MAX_LEN, model.dim) and alpha.shape == (3, MAX_LEN, 3)
+  users, last_alpha = model.user_vector(features)
+  np.testing.assert_allclose(users.numpy(), vectors.numpy()[:, -1], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(last_alpha.numpy(), alpha.numpy()[:, -1], rtol=1e-5)
+  scores = model(features).numpy()
+  assert scores.shape == (3, NUM_ITEMS)
+  candidates = np.array([[5, 9], [2, 3], [40, 7]], np.int32)
+  np.testing.assert_allclose(model.score_candidates(features, candidates).numpy(),
+                             np.take_along_axis(scores, candidates, axis=1), rtol=1e-4,
+                             atol=1e-5)
+
+
+def test_one_window_is_bst_without_a_gate():
+  model = _model(windows=(0,))
+  _, alpha = model.encode(_features(_planted_sequences(num_users=2)[:, :MAX_LEN]))
+  assert model.gate is None and alpha is None
+
+
+def test_mlp_scorer_trains_with_the_sampled_softmax():
+  model = _model(scorer="mlp", softmax="sampled")
+  _train(model, _planted_sequences(num_users=16), epochs=1)
+  assert model(_features(_planted_sequences(num_users=2))).shape == (2, NUM_ITEMS)
+
+
+def test_mismatched_feature_tables_are_an_error():
+  features = _item_features()
+  features["genres"] = features["genres"][:-1]
+  with pytest.raises(ValueError, match="rows"):
+    smoe_bst.SMoEBST(NUM_ITEMS, 10, features, smoe_bst.SMoEBSTConfig(),
+                     multitask.MultitaskConfig())
+
+
+def test_learns_the_planted_patterns_better_than_popularity(trained):
+  model, held_out = trained
+  features = _features(held_out)
+  targets = held_out[:, MAX_LEN - 1]
+  model_hits = _hit_rate_at_10(model(features).numpy(), targets, features["history"])
+  counts = np.bincount(_planted_sequences().reshape(-1), minlength=NUM_ITEMS).astype(float)
+  popularity_hits = _hit_rate_at_10(np.tile(counts, [len(held_out), 1]), targets,
+                                    features["history"])
+  short_term_hits = _hit_rate_at_10(model(features).numpy()[::2], targets[::2],
+                                    features["history"][::2])
+  assert short_term_hits > 0.9  # The successor rule is learnt.
+  assert model_hits > popularity_hits + 0.3
+
+
+def test_gate_routes_short_term_users_to_the_short_term_expert(trained):
+  model, held_out = trained
+  _, alpha = model.user_vector(_features(held_out))
+  short_weight = alpha.numpy()[:, 0]
+  assert short_weight[::2].mean() > short_weight[1::2].mean() + 0.1
+
+
+def test_entropy_term_keeps_the_gate_from_collapsing(trained):
+  collapsed, held_out = trained
+  regularised = _model(entropy_weight=1.0)
+  _train(regularised, _planted_sequences(), epochs=25)
+
+  def mean_entropy(model):
+    _, alpha = model.user_vector(_features(held_out))
+    alpha = alpha.numpy()
+    return float(np.mean(-np.sum(alpha * np.log(alpha + 1e-12), axis=-1)))
+
+  assert abs(mean_entropy(regularised) - 0.52) < 0.2
+  assert mean_entropy(regularised) > mean_entropy(collapsed) + 0.1
+
+
+def test_saved_model_answers_like_the_keras_model(tmp_path):
+  model = _model(windows=(2, 0))
+  _train(model, _planted_sequences(num_users=16), epochs=1)
+  features = _features(_planted_sequences(num_users=4, seed=2))
+  signature = tf.function(lambda history, user_index: model(
+      {"history": history, "user_index": user_index}), input_signature=[
+          tf.TensorSpec([None, MAX_LEN], tf.int32, name="history"),
+          tf.TensorSpec([None], tf.int32, name="user_index")])
+  module = tf.Module()
+  module.model = model
+  module.scores = signature
+  tf.saved_model.save(module, str(tmp_path / "model"))
+  loaded = tf.saved_model.load(str(tmp_path / "model"))
+  np.testing.assert_allclose(loaded.scores(**features).numpy(), model(features).numpy(),
+                             rtol=1e-5, atol=1e-5)

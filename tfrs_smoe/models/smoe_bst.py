@@ -1,0 +1,187 @@
+"""S-MoE-BST (and BST, its one-expert case) as a `tfrs.Model`."""
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_smoe.layers import adaptive_gate
+from tfrs_smoe.layers import candidate_scorer
+from tfrs_smoe.layers import content_embedding
+from tfrs_smoe.layers import timescale_experts
+from tfrs_smoe.tasks import engagement_multitask
+
+
+@dataclasses.dataclass
+class SMoEBSTConfig:
+  """Architecture of S-MoE-BST.
+
+  Attributes:
+    item_dim, genre_dim, year_dim: sizes of the parts of an item's content vector; their sum
+      is the model dimension.
+    user_dim: size of the user id embedding fed to the gate; 0 leaves it out.
+    expert_windows: history window of each expert in items, 0 = the whole history; one entry
+      gives BST (no gate).
+    num_blocks, num_heads, feed_forward_dim, dropout: transformer blocks of every expert.
+    gate_hidden_units, gate_temperature, gate_noise_stddev: the gate's MLP, tau and the std of
+      its training noise (0 = no noise).
+    entropy_weight, target_entropy: lambda (l4, 0 = off) and H* of the gate's entropy term.
+    scorer: "dot" or "mlp" (`CandidateScorer`); scorer_hidden_units: the MLP's layers.
+  """
+
+  item_dim: int = 48
+  genre_dim: int = 8
+  year_dim: int = 8
+  user_dim: int = 16
+  expert_windows: Tuple[int, ...] = (5, 20, 0)
+  num_blocks: int = 2
+  num_heads: int = 2
+  feed_forward_dim: int = 256
+  dropout: float = 0.2
+  gate_hidden_units: Tuple[int, ...] = (64,)
+  gate_temperature: float = 1.0
+  gate_noise_stddev: float = 1.0
+  entropy_weight: float = 0.01
+  target_entropy: float = 0.52
+  scorer: str = "dot"
+  scorer_hidden_units: Tuple[int, ...] = (64,)
+
+
+class SMoEBST(tfrs.models.Model):
+  """History -> shared content embeddings -> time-scale experts -> gate -> user vector.
+
+  Training encodes every position of each sequence in one causal pass (`SequencePipeline.
+  sequences` examples) and applies the `EngagementMultitask` loss at every position with a
+  target. Scoring and serving use the representation at the last position of a left-padded
+  history, which is the same computation.
+
+  Args:
+    num_items: item vocabulary size (reserved indices included).
+    num_users: user vocabulary size.
+    item_features: "genres" [num_items, G] and "year_bucket" [num_items] int tables
+      (`ItemFeatureTables.as_dict()`), kept in the model so that it needs item indices only.
+    config: `SMoEBSTConfig`.
+    task_config: `MultitaskConfig`.
+    max_len: history length.
+
+  Call args of `call` (scoring the whole catalogue) and `score_candidates`:
+    features: "history" [batch, max_len] int item indices (left-padded, most recent last)
+      and "user_index" [batch] int.
+
+  Example:
+    >>> model = SMoEBST(num_items, num_users, tables.as_dict(), SMoEBSTConfig(),
+    ...                 MultitaskConfig(), max_len=50)
+    >>> model.compile(tf.keras.optimizers.Adam(1e-3))
+    >>> model.fit(pipeline.sequences(split.train).batch(128), epochs=10)
+    >>> scores = model({"history": history, "user_index": users})  # [batch, num_items]
+  """
+
+  def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],
+               config: SMoEBSTConfig, task_config: engagement_multitask.MultitaskConfig,
+               max_len: int = 50, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    self.task_config = task_config
+    self.num_items = num_items
+    self.max_len = max_len
+    genres = np.asarray(item_features["genres"], np.int32)
+    years = np.asarray(item_features["year_bucket"], np.int32)
+    if genres.shape[0] != num_items or years.shape[0] != num_items:
+      raise ValueError(f"item feature tables have {genres.shape[0]} and {years.shape[0]} rows, "
+                       f"expected num_items={num_items}.")
+    self._genres = tf.Variable(genres, trainable=False, name="genres")
+    self._years = tf.Variable(years, trainable=False, name="year_bucket")
+    self.content = content_embedding.ContentEmbedding(
+        num_items, int(genres.max()) + 1, int(years.max()) + 1, config.item_dim,
+        config.genre_dim, config.year_dim, name="content")
+    self.experts = timescale_experts.TimescaleExperts(
+        config.expert_windows, config.num_blocks, config.num_heads, config.feed_forward_dim,
+        config.dropout, max_len, name="experts")
+    self.gate = None
+    self.user_embedding = None
+    if self.experts.num_experts > 1:
+      self.gate = adaptive_gate.AdaptiveGate(
+          config.gate_hidden_units, config.gate_temperature, config.gate_noise_stddev,
+          config.entropy_weight, config.target_entropy, name="gate")
+      if config.user_dim:
+        self.user_embedding = tf.keras.layers.Embedding(num_users, config.user_dim,
+                                                        name="user")
+    self.scorer = candidate_scorer.CandidateScorer(config.scorer, config.scorer_hidden_units,
+                                                   name="scorer")
+    self.completion_head = None
+    if task_config.completion_weight > 0:
+      self.completion_head = tf.keras.Sequential(
+          [tf.keras.layers.Dense(64, activation="relu"),
+           tf.keras.layers.Dense(1, activation="sigmoid")], name="completion")
+    self.task = engagement_multitask.EngagementMultitask(task_config, self.scorer)
+
+  @property
+  def dim(self) -> int:
+    return self.content.output_dim
+
+  def item_content(self, items: tf.Tensor) -> tf.Tensor:
+    """[..., dim] content vectors of item indices [...]."""
+    return self.content({"item": items, "genres": tf.gather(self._genres, items),
+                         "year_bucket": tf.gather(self._years, items)})
+
+  def item_table(self) -> tf.Tensor:
+    """[num_items, dim] content vectors of the whole catalogue."""
+    return self.item_content(tf.range(self.num_items))
+
+  def encode(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
+             ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """User vectors [batch, time, dim] at every position and gate weights [batch, time, E]."""
+    history = tf.cast(features["history"], tf.int32)
+    mask = history > 0
+    experts = self.experts(self.item_content(history), mask=mask, training=training)
+    if self.gate is None:
+      return experts[:, :, 0], None
+    if self.user_embedding is not None:
+      user = self.user_embedding(tf.cast(features["user_index"], tf.int32))
+      user = tf.broadcast_to(user[:, tf.newaxis], [tf.shape(history)[0], tf.shape(history)[1],
+                                                   self.config.user_dim])
+    else:
+      user = tf.zeros(tf.concat([tf.shape(history), [0]], 0))
+    return self.gate((user, experts), position_mask=mask, training=training)
+
+  def user_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
+                  ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """[batch, dim] representation of the whole history and its gate weights [batch, E]."""
+    vectors, alpha = self.encode(features, training)
+    return vectors[:, -1], (None if alpha is None else alpha[:, -1])
+
+  def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+    """[batch, num_items] scores of the whole catalogue."""
+    users, _ = self.user_vector(features, training)
+    return self.scorer.score_all(users, self.item_table())
+
+  def score_candidates(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor
+                       ) -> tf.Tensor:
+    """[batch, n] scores of candidate item indices [batch, n]."""
+    users, _ = self.user_vector(features)
+    return self.scorer((users, self.item_content(tf.cast(candidates, tf.int32))))
+
+  def predict_completion(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    """[...] predicted completion rate of item content vectors [..., dim] for users [..., dim]."""
+    return tf.squeeze(self.completion_head(tf.concat([users, items], axis=-1)), axis=-1)
+
+  def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    vectors, _ = self.encode(features, training)
+    targets = tf.cast(features["targets"], tf.int32)
+    present = features["target_weights"][..., 0] > 0  # [batch, time]: positions to train.
+    query = tf.boolean_mask(vectors, present)
+    targets = tf.boolean_mask(targets, present)
+    if "negatives" in features:
+      negatives = tf.boolean_mask(tf.cast(features["negatives"], tf.int32), present)
+    else:
+      negatives = engagement_multitask.in_batch_negatives(targets,
+                                                          self.task_config.num_negatives)
+    item_table = self.item_table()
+    completion = None
+    if self.completion_head is not None:
+      completion = self.predict_completion(query, tf.gather(item_table, targets[:, 0]))
+    return self.task(query, targets, tf.boolean_mask(features["target_weights"], present),
+                     tf.boolean_mask(features["target_engagement"], present), negatives,
+                     item_table, completion)

@@ -1,0 +1,1 @@
+"""Training tasks: losses composed from small layers."""

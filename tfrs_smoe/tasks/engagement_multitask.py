@@ -1,0 +1,180 @@
+"""Engagement-aware multitask loss of S-MoE-BST: CTR, ranking, softmax and completion."""
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_smoe.evaluation import metrics as metrics_lib
+from tfrs_smoe.layers import candidate_scorer
+
+SOFTMAX_MODES = ("full", "in_batch", "sampled", "none")
+
+
+@dataclasses.dataclass
+class MultitaskConfig:
+  """Weights and switches of the multitask loss.
+
+  Attributes:
+    softmax: "full" (cross-entropy over the whole catalogue, dot scorer only), "in_batch" (the
+      batch's positives through `tfrs.tasks.Retrieval`, dot scorer only), "sampled" (the
+      positive against its negatives) or "none".
+    softmax_weight: weight of the softmax loss.
+    ctr_weight: l1, weight of the binary cross-entropy of positives vs negatives.
+    hinge_weight: l2, weight of the pairwise hinge max(0, margin - (s+ - s-)).
+    hinge_margin: the hinge's margin.
+    completion_weight: l3, weight of the completion-rate regression of the next item.
+    engagement_slope: a in W = max(0, 1 + a * (c - c_thr)); 0 gives every positive weight 1.
+    engagement_threshold: c_thr.
+    num_negatives: in-batch negatives per position when the examples bring none.
+  """
+
+  softmax: str = "full"
+  softmax_weight: float = 1.0
+  ctr_weight: float = 0.1
+  hinge_weight: float = 0.1
+  hinge_margin: float = 1.0
+  completion_weight: float = 0.1
+  engagement_slope: float = 1.0
+  engagement_threshold: float = 0.5
+  num_negatives: int = 8
+
+  def __post_init__(self):
+    if self.softmax not in SOFTMAX_MODES:
+      raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {self.softmax!r}.")
+    weights = (self.softmax_weight, self.ctr_weight, self.hinge_weight, self.completion_weight)
+    if min(weights) < 0 or self.num_negatives < 1:
+      raise ValueError("loss weights must be >= 0 and num_negatives >= 1.")
+
+
+def engagement_weights(engagement: tf.Tensor, slope: float, threshold: float) -> tf.Tensor:
+  """W = max(0, 1 + slope * (engagement - threshold)), elementwise."""
+  return tf.nn.relu(1.0 + slope * (engagement - threshold))
+
+
+def in_batch_negatives(positives: tf.Tensor, num_negatives: int,
+                       seed: Optional[int] = None) -> tf.Tensor:
+  """[P, num_negatives] first positives of other rows, each row shifted by a random offset."""
+  num_rows = tf.shape(positives)[0]
+  offsets = tf.random.uniform([num_negatives], 1, tf.maximum(num_rows, 2), tf.int32, seed=seed)
+  rows = (tf.range(num_rows)[:, tf.newaxis] + offsets[tf.newaxis, :]) % tf.maximum(num_rows, 1)
+  return tf.gather(positives[:, 0], rows)
+
+
+class EngagementMultitask(tf.keras.layers.Layer):
+  """L = softmax_weight L_softmax + l1 L_ctr + l2 L_hinge + l3 L_completion.
+
+  Order of computation: engagement weights W of the positives -> soft-label weights times W ->
+  scores of positives and negatives (one `CandidateScorer`) -> each loss normalised by its total
+  weight -> weighted sum. Every loss is reported as a metric (`loss_<name>`). The gate's entropy
+  term (l4) is a layer loss of the gate, added by the model's train step.
+
+  Rows are the training positions: row p has K next-item targets (soft labels, 0 = missing) and
+  M negatives (item index 0 = no negative). Targets of the same row never act as each other's
+  negatives, and a negative equal to one of the row's targets (an accidental hit) is dropped.
+  Positive weights are soft label x W: a negative's BCE term has weight 1.
+
+  Args:
+    config: `MultitaskConfig`.
+    scorer: the model's `CandidateScorer`.
+
+  Call args:
+    query: [P, dim] user representations.
+    targets: [P, K] int item indices; target_weights [P, K] soft labels (0 = missing);
+      target_engagement [P, K] completion rates; negatives [P, M] int item indices;
+      item_table [num_items, dim] content vectors of every item; completion [P] predicted
+      completion of the first target, or None.
+
+  Returns:
+    scalar loss.
+
+  Example:
+    >>> task = EngagementMultitask(MultitaskConfig(), scorer)
+    >>> loss = task(query, targets, weights, engagement, negatives, item_table, completion)
+  """
+
+  def __init__(self, config: MultitaskConfig, scorer: candidate_scorer.CandidateScorer,
+               **kwargs):
+    super().__init__(**kwargs)
+    if config.softmax in ("full", "in_batch") and scorer.mode != "dot":
+      raise ValueError(f"softmax={config.softmax!r} needs the dot scorer; use 'sampled' with "
+                       f"the {scorer.mode!r} scorer.")
+    self.config = config
+    self._scorer = scorer
+    self._retrieval = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+
+  def call(self, query, targets, target_weights, target_engagement, negatives, item_table,
+           completion=None):
+    config = self.config
+    weights = target_weights * engagement_weights(target_engagement, config.engagement_slope,
+                                                  config.engagement_threshold)
+    positive_scores = self._scorer((query, tf.gather(item_table, targets)))  # [P, K]
+    hit = tf.reduce_any(negatives[:, :, tf.newaxis] == targets[:, tf.newaxis, :], axis=-1)
+    negative_valid = tf.cast((negatives > 0) & ~hit, query.dtype)  # [P, M]
+    negative_scores = self._scorer((query, tf.gather(item_table, negatives)))  # [P, M]
+    losses = {}
+    if config.softmax_weight > 0 and config.softmax != "none":
+      losses["softmax"] = (config.softmax_weight, self._softmax_loss(
+          query, targets, weights, positive_scores, negative_scores, negative_valid,
+          item_table))
+    if config.ctr_weight > 0:
+      bce = tf.nn.sigmoid_cross_entropy_with_logits
+      total = (tf.reduce_sum(weights * bce(tf.ones_like(positive_scores), positive_scores))
+               + tf.reduce_sum(negative_valid * bce(tf.zeros_like(negative_scores),
+                                                    negative_scores)))
+      losses["ctr"] = (config.ctr_weight, tf.math.divide_no_nan(
+          total, tf.reduce_sum(weights) + tf.reduce_sum(negative_valid)))
+    if config.hinge_weight > 0:
+      pair_weights = weights[:, :, tf.newaxis] * negative_valid[:, tf.newaxis, :]
+      margins = tf.nn.relu(config.hinge_margin - (positive_scores[:, :, tf.newaxis]
+                                                  - negative_scores[:, tf.newaxis, :]))
+      losses["hinge"] = (config.hinge_weight, tf.math.divide_no_nan(
+          tf.reduce_sum(pair_weights * margins), tf.reduce_sum(pair_weights)))
+    if config.completion_weight > 0 and completion is not None:
+      present = tf.cast(target_weights[:, 0] > 0, query.dtype)
+      losses["completion"] = (config.completion_weight, tf.math.divide_no_nan(
+          tf.reduce_sum(present * tf.square(completion - target_engagement[:, 0])),
+          tf.reduce_sum(present)))
+    total_loss = tf.constant(0.0)
+    for name, (weight, loss) in losses.items():
+      self.add_metric(loss, name=f"loss_{name}")
+      total_loss += weight * loss
+    return total_loss
+
+  def _softmax_loss(self, query, targets, weights, positive_scores, negative_scores,
+                    negative_valid, item_table):
+    """Weighted mean cross-entropy of each target against its softmax's candidates."""
+    if self.config.softmax == "full":
+      logits = self._scorer.score_all(query, item_table)  # [P, num_items]
+      reserved = tf.range(tf.shape(logits)[1]) < metrics_lib.NUM_RESERVED_ITEMS
+      logits = tf.where(reserved[tf.newaxis], tf.cast(-1e9, logits.dtype), logits)
+      cross_entropy = tf.reduce_logsumexp(logits, axis=-1, keepdims=True) - positive_scores
+    elif self.config.softmax == "sampled":
+      masked_negatives = tf.where(negative_valid > 0, negative_scores,
+                                  tf.cast(-1e9, negative_scores.dtype))
+      # Each target competes with the row's negatives only, not with the row's other targets.
+      logits = tf.concat([positive_scores[:, :, tf.newaxis],
+                          tf.broadcast_to(masked_negatives[:, tf.newaxis, :],
+                                          tf.concat([tf.shape(positive_scores),
+                                                     tf.shape(masked_negatives)[1:]], 0))],
+                         axis=-1)
+      cross_entropy = tf.reduce_logsumexp(logits, axis=-1) - positive_scores
+    else:
+      return self._in_batch_loss(query, targets, weights, item_table)
+    return tf.math.divide_no_nan(tf.reduce_sum(weights * cross_entropy), tf.reduce_sum(weights))
+
+  def _in_batch_loss(self, query, targets, weights, item_table):
+    """tfrs Retrieval over every (row, target) pair; a row's other targets are masked out."""
+    present = tf.where(tf.reshape(weights, [-1]) > 0)[:, 0]
+    num_targets = tf.shape(targets)[1]
+    rows = tf.gather(tf.repeat(tf.range(tf.shape(targets)[0]), num_targets), present)
+    candidate_ids = tf.gather(tf.reshape(targets, [-1]), present)
+    same_row = rows[:, tf.newaxis] == rows[tf.newaxis, :]
+    score_mask = ~same_row | tf.eye(tf.shape(rows)[0], dtype=tf.bool)
+    pair_weights = tf.gather(tf.reshape(weights, [-1]), present)
+    loss = self._retrieval(tf.gather(query, rows), tf.gather(item_table, candidate_ids),
+                           sample_weight=pair_weights, candidate_ids=candidate_ids,
+                           compute_metrics=False, compute_batch_metrics=False,
+                           score_mask=score_mask)
+    return tf.math.divide_no_nan(loss, tf.reduce_sum(pair_weights))
