@@ -23,7 +23,7 @@ setuptools.setup(
         "PyYAML>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "matplotlib>=3.5"],
         "plots": ["matplotlib>=3.5"],
     },
 )

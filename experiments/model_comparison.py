@@ -1,20 +1,20 @@
 r"""Popularity, BST and S-MoE-BST on the same split over several seeds, as a markdown table.
 
-Each (data set, model, seed) run trains with early stopping on validation NDCG@10 and is
-evaluated once on the leave-one-out test targets by full ranking over the whole catalogue (and
-by the PHNS test). The table shows mean +- standard deviation over seeds, the epochs trained
-and the training time. The embedded default is evaluated under the engagement protocol,
-MovieLens latest-small under the implicit protocol (every rating a positive, as the SASRec
-literature does); MovieLens is skipped with a message when --movielens_dir does not exist.
+Each (data set, protocol, model, seed) run trains with early stopping on validation NDCG@10 and
+is evaluated once on the leave-one-out test targets by full ranking over the whole catalogue and
+by the PHNS test. The table shows mean +- standard deviation over seeds, the test users, the
+epochs trained and the training time. Protocols: "implicit" (every interaction a positive),
+"engagement" (abandonments are not positives: completion <= 0.05 for streaming logs, rating <= 2
+for MovieLens) and "default": engagement for the embedded default, implicit for MovieLens (as
+the SASRec literature does). MovieLens is skipped with a message when --movielens_dir does not
+exist.
 
   python experiments/model_comparison.py --output_dir=runs/comparison \
       --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2
+  python experiments/model_comparison.py --models=popularity --protocols=implicit,engagement
 """
 
-import datetime
-import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,10 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from tfrs_smoe import config as config_lib
-from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe import reporting
 
 flags.DEFINE_string("output_dir", "runs/model_comparison", "Where each run's artifacts and the "
                     "markdown table (model_comparison.md) go.")
@@ -35,80 +34,63 @@ flags.DEFINE_string("tfds_data_dir", "", "Where TFDS prepares the data sets ('' 
 flags.DEFINE_list("models", ["popularity", "bst", "smoe_bst"], "Models to compare.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each model trains once per seed.")
 flags.DEFINE_list("datasets", ["streaming_logs", "movielens"], "Data sets to run.")
+flags.DEFINE_list("protocols", ["default"], "default, implicit and/or engagement.")
 flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
 FLAGS = flags.FLAGS
 
 _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
+# Data config and the protocol "default" stands for.
 _DATASETS = {
-    "streaming_logs": ("streaming_logs (synthetic, small), engagement protocol",
-                       {"dataset": "streaming_logs", "implicit": False}),
-    "movielens": ("MovieLens latest-small, implicit protocol",
-                  {"dataset": "movielens/latest-small", "implicit": True}),
+    "streaming_logs": ({"dataset": "streaming_logs"}, "engagement"),
+    "movielens": ({"dataset": "movielens/latest-small"}, "implicit"),
 }
 
 
 def _run(data, model, seed):
-  """Trains and tests one model; returns (test results, epochs trained, seconds)."""
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
       "data": {**data, "tfds_data_dir": FLAGS.tfds_data_dir}, "model": {"name": model},
       "seed": seed})
   config = config_lib.override(config, FLAGS.params_override)
+  protocol = "implicit" if data["implicit"] else "engagement"
   model_dir = os.path.join(FLAGS.output_dir, data["dataset"].replace("/", "_"),
-                           f"{model}_seed{seed}")
-  config_lib.save_params(config, model_dir)
-  experiment = experiment_lib.Experiment(config, model_dir)
-  split = experiment.prepare_data()
-  start = time.time()
-  trained = experiment.fit(split)
-  seconds = time.time() - start
-  epochs = len(trained.history.epoch) if getattr(trained, "history", None) else 0
-  results = experiment.evaluate(trained, split, "test")
-  experiment.write_results(results, "test")
-  return results, epochs, seconds
+                           f"{model}_{protocol}_seed{seed}")
+  return config.data.dataset, reporting.run_experiment(config, model_dir)
 
 
-def _cell(values):
-  return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  lines = [f"| data | model | evaluation | {' | '.join(_COLUMNS)} | epochs | train s/run |",
-           "|" + "---|" * (len(_COLUMNS) + 5)]
-  runs = {}
+def _configurations():
+  """(protocol, data config) of every data set and protocol to run."""
   for dataset in FLAGS.datasets:
-    label, data = _DATASETS[dataset]
+    data, default_protocol = _DATASETS[dataset]
     if dataset == "movielens":
       if not os.path.isdir(FLAGS.movielens_dir):
         print(f"Skipping MovieLens: {FLAGS.movielens_dir} does not exist.")
         continue
       data = {**data, "data_dir": FLAGS.movielens_dir}
+    for protocol in FLAGS.protocols:
+      protocol = default_protocol if protocol == "default" else protocol
+      if protocol not in ("implicit", "engagement"):
+        raise ValueError(f"Unknown protocol {protocol!r}; use default, implicit, engagement.")
+      yield protocol, {**data, "implicit": protocol == "implicit"}
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  lines = reporting.table_header(["data", "protocol", "model"], _COLUMNS)
+  runs = {}
+  for protocol, data in _configurations():
     for model in FLAGS.models:
       seeds = [0] if model == "popularity" else [int(s) for s in FLAGS.seeds]
-      outcomes = [_run(data, model, seed) for seed in seeds]
-      runs[f"{dataset}/{model}"] = [{"seed": seed, "results": results, "epochs": epochs,
-                                     "train_seconds": seconds}
-                                    for seed, (results, epochs, seconds) in zip(seeds, outcomes)]
-      for protocol in outcomes[0][0]:
-        cells = " | ".join(_cell([results[protocol][c] for results, _, _ in outcomes])
-                           for c in _COLUMNS)
-        epochs = np.mean([epochs for _, epochs, _ in outcomes])
-        seconds = np.mean([seconds for _, _, seconds in outcomes])
-        lines.append(f"| {label} | {model} | {protocol.replace('_', ' ')} | {cells} | "
-                     f"{epochs:.0f} | {seconds:.0f} |")
-      print(lines[-1], flush=True)
-  table = "\n".join(lines)
-  os.makedirs(FLAGS.output_dir, exist_ok=True)
-  with open(os.path.join(FLAGS.output_dir, "model_comparison.json"), "w",
-            encoding="utf-8") as f:
-    json.dump(runs, f, indent=2)
-  path = os.path.join(FLAGS.output_dir, "model_comparison.md")
-  with open(path, "w", encoding="utf-8") as f:
-    f.write(f"Generated by experiments/model_comparison.py on "
-            f"{datetime.date.today().isoformat()} (seeds {', '.join(FLAGS.seeds)}; popularity "
-            f"is deterministic and runs once).\n\n{table}\n")
-  print(table)
+      labelled = [_run(data, model, seed) for seed in seeds]
+      dataset, outcomes = labelled[0][0], [outcome for _, outcome in labelled]
+      runs[f"{dataset}/{protocol}/{model}"] = outcomes
+      for row in reporting.table_rows([dataset, protocol, model], outcomes, _COLUMNS):
+        lines.append(row)
+        print(row, flush=True)
+  path = reporting.write_report(
+      FLAGS.output_dir, "model_comparison", "experiments/model_comparison.py",
+      f"seeds {', '.join(FLAGS.seeds)}; popularity is deterministic and runs once", lines, runs)
+  print("\n".join(lines))
   print(f"Written to {path}")
 
 

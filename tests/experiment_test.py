@@ -90,13 +90,15 @@ def test_unknown_dataset_is_an_error():
     experiment_lib.load_watch_log(config_lib.DataConfig(dataset="movielens/100k"))
 
 
-@pytest.mark.parametrize("name", ["bst", "smoe_bst"])
-def test_sequential_models_train_validate_and_restore(tmp_path, name):
+@pytest.mark.parametrize("name, phns", [("bst", "none"), ("smoe_bst", "none"),
+                                        ("smoe_bst", "hard")])
+def test_sequential_models_train_validate_and_restore(tmp_path, name, phns):
   small = {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
            "expert_windows": [2, 0], "num_blocks": 1, "feed_forward_dim": 16}
   config = config_lib.apply_overrides(_config(phns_test=False), {
       "model": {"name": name, "encoder": small}, "data": {"max_len": 8},
-      "train": {"epochs": 3, "batch_size": 8, "early_stopping_patience": 1}})
+      "train": {"epochs": 3, "batch_size": 8, "early_stopping_patience": 1,
+                "phns": {"preset": phns}}})
   experiment = experiment_lib.Experiment(config, str(tmp_path))
   split = experiment.prepare_data(_log())
   model = experiment.fit(split)

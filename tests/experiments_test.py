@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import yaml
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,3 +43,68 @@ def test_train_then_evaluate_write_their_artifacts(tmp_path):
   # JSON's numbers.
   assert test["full_ranking"]["num_examples"] == validation["full_ranking"]["num_examples"]
   assert f"{test['full_ranking']['ndcg@10']:.4f}" in output
+
+
+def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
+  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+  common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
+  small = ("model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
+           "num_blocks: 1, feed_forward_dim: 16}}\ndata: {max_len: 10}\ntrain: {epochs: 1}\n"
+           "eval: {phns_test: false}")
+  output = _run("train.py", "--dataset=streaming_logs/tiny", "--model=smoe_bst",
+                f"--params_override={small}", *common)
+  assert "Validation metrics of smoe_bst" in output and "gate_weight_0" in output
+  with open(os.path.join(model_dir, "params.yaml"), encoding="utf-8") as f:
+    params = yaml.safe_load(f)
+  assert params["model"]["name"] == "smoe_bst"
+  assert params["model"]["encoder"]["expert_windows"] == [3, 0]
+  with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
+    trained = json.load(f)
+  output = _run("evaluate.py", "--split=validation", *common)
+  assert "Validation metrics of smoe_bst on streaming_logs/tiny" in output
+  with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
+    assert json.load(f) == trained  # The checkpoint restores the trained model exactly.
+
+
+def test_model_comparison_writes_a_table_over_seeds(tmp_path):
+  output_dir = tmp_path / "comparison"
+  tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1}\n"
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
+          "feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
+  output = _run("model_comparison.py", f"--output_dir={output_dir}",
+                f"--tfds_data_dir={tmp_path / 'tfds'}", "--datasets=streaming_logs",
+                "--models=popularity,bst", "--seeds=0,1", "--protocols=default,implicit",
+                f"--params_override={tiny}")
+  assert "Written to" in output
+  with open(output_dir / "model_comparison.json", encoding="utf-8") as f:
+    runs = json.load(f)
+  assert [len(runs[f"streaming_logs/tiny/{protocol}/{model}"])
+          for protocol in ("engagement", "implicit") for model in ("popularity", "bst")] == [
+              1, 2, 1, 2]
+  bst_ndcg = [run["results"]["full_ranking"]["ndcg@10"]
+              for run in runs["streaming_logs/tiny/engagement/bst"]]
+  table = (output_dir / "model_comparison.md").read_text(encoding="utf-8")
+  rows = [line for line in table.splitlines() if "| bst | full ranking |" in line]
+  assert len(rows) == 2 and "| engagement |" in rows[0]
+  assert f"{np.mean(bst_ndcg):.4f} ± {np.std(bst_ndcg):.4f}" in rows[0]
+
+
+def test_phns_ablation_writes_table_and_plot(tmp_path):
+  output_dir = tmp_path / "ablation"
+  tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1}\n"
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
+          "feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
+  _run("phns_ablation.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+       "--datasets=streaming_logs", "--presets=none,hard", "--seeds=0",
+       f"--params_override={tiny}")
+  table = (output_dir / "phns_ablation.md").read_text(encoding="utf-8")
+  for preset in ("none", "hard"):
+    for evaluation in ("full ranking", "phns test"):
+      assert f"| streaming_logs/tiny | {preset} | {evaluation} |" in table
+  with open(output_dir / "phns_ablation.json", encoding="utf-8") as f:
+    runs = json.load(f)
+  params = yaml.safe_load((output_dir / "streaming_logs" / "hard_seed0" / "params.yaml")
+                          .read_text(encoding="utf-8"))
+  assert params["train"]["phns"]["preset"] == "hard" and params["data"]["implicit"] is False
+  assert len(runs["streaming_logs/tiny|hard"]) == 1
+  assert (output_dir / "phns_ablation.png").stat().st_size > 0

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import smoe_bst
 from tfrs_smoe.tasks import engagement_multitask
@@ -44,6 +45,8 @@ class DataConfig:
     max_len: history length fed to models.
     next_k: number of next targets per training position.
     soft_labels: label weight of the k-th next target; next_k values.
+    all_chunks: sequential models train on every chunk of max_len + 1 positives of each user's
+      sequence, not only on the most recent one (`SequencePipeline.sequences`).
   """
 
   dataset: str = "streaming_logs"
@@ -59,6 +62,7 @@ class DataConfig:
   max_len: int = 50
   next_k: int = 3
   soft_labels: Tuple[float, ...] = (1.0, 0.6, 0.3)
+  all_chunks: bool = True
 
 
 @dataclasses.dataclass
@@ -91,6 +95,8 @@ class TrainConfig:
     early_stopping_patience: validations without a better `monitor` before training stops
       (the best weights are kept); 0 trains all epochs and keeps the last weights.
     monitor: validation metric of early stopping, e.g. "ndcg@10".
+    phns: personalised hard negatives for training (preset "none" keeps the model's in-batch
+      negatives).
   """
 
   batch_size: int = 128
@@ -99,6 +105,7 @@ class TrainConfig:
   validate_every: int = 1
   early_stopping_patience: int = 3
   monitor: str = "ndcg@10"
+  phns: hard_negatives.PHNSConfig = dataclasses.field(default_factory=hard_negatives.PHNSConfig)
 
 
 @dataclasses.dataclass

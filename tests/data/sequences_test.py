@@ -61,6 +61,18 @@ def test_sequences_keep_the_most_recent_items_of_long_users():
   np.testing.assert_array_equal(user4["targets"], [[12], [13]])
 
 
+def test_all_chunks_make_every_later_positive_a_target_once():
+  pipeline = sequences.SequencePipeline(max_len=2, next_k=1, soft_labels=(1.0,))
+  recent, oldest, user6 = _as_list(pipeline.sequences(_log(), all_chunks=True))
+  # Positives 10 11 12 13 in chunks of three overlapping by one: [11 12 13] and [10 11].
+  np.testing.assert_array_equal(recent["history"], [11, 12])
+  np.testing.assert_array_equal(recent["targets"], [[12], [13]])
+  np.testing.assert_array_equal(oldest["history"], [0, 10])
+  np.testing.assert_array_equal(oldest["targets"], [[0], [11]])
+  assert recent["user_index"] == oldest["user_index"] != user6["user_index"]
+  np.testing.assert_array_equal(user6["targets"], [[0], [21]])
+
+
 def test_item_features_are_gathered_for_history_and_targets():
   year = np.arange(100, dtype=np.int32) + 1900
   pipeline = sequences.SequencePipeline(max_len=2, next_k=1, soft_labels=(1.0,),

@@ -7,7 +7,10 @@ Each user's positives, in time order, form a sequence. Two example shapes:
   recent last) and `targets` the K positives from t on.
 - sequences: one example per user with next-K targets at every position, so a model with causal
   attention masks trains all positions in one pass. The last `max_len + 1` positives of a user
-  are used (as SASRec does): position i of `history` predicts the K items after it.
+  are used (as SASRec does): position i of `history` predicts the K items after it. With
+  `all_chunks=True` the whole sequence is used: it is cut, from the end, into chunks of
+  `max_len + 1` positives that overlap by one (each chunk's first item is the previous chunk's
+  last target), one example per chunk, so every positive after the first is a target once.
 
 Soft labels weigh the k-th next target (1.0, 0.6, 0.3 for K = 3 by default); missing targets
 (past the end of the sequence) have index 0 and weight 0. Item feature tables (indexed by item
@@ -141,10 +144,26 @@ class SequencePipeline:
         self._windows_of_user, num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True).unbatch()
 
-  def sequences(self, log: splits.IndexedLog) -> tf.data.Dataset:
-    """One example per user with next-K targets at every position; unbatched."""
-    return self.user_sequences(log).map(
-        self._sequence_of_user, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  def sequences(self, log: splits.IndexedLog, all_chunks: bool = False) -> tf.data.Dataset:
+    """Next-K targets at every position; one example per user (its last max_len + 1
+    positives), or per chunk of max_len + 1 positives with `all_chunks`. Unbatched."""
+    users = self.user_sequences(log)
+    if all_chunks:
+      users = users.flat_map(self._chunks_of_user)
+    return users.map(self._sequence_of_user, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True)
+
+  def _chunks_of_user(self, user: Dict[str, tf.Tensor]) -> tf.data.Dataset:
+    """The user's sequence as chunks of <= max_len + 1 positives, most recent chunk first."""
+    length = tf.shape(user["items"], out_type=tf.int64)[0]
+    ends = tf.range(length, 1, -self.max_len)  # Each chunk ends there (exclusive).
+    starts = tf.maximum(ends - self.max_len - 1, 0)
+
+    def chunk(start, end):
+      return {"user_index": user["user_index"],
+              **{name: user[name][start:end] for name in ("items", "timestamps", "engagement")}}
+
+    return tf.data.Dataset.from_tensor_slices((starts, ends)).map(chunk)
 
   @staticmethod
   def batched(dataset: tf.data.Dataset, batch_size: int, shuffle_seed: Optional[int] = None,

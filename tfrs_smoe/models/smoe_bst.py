@@ -28,6 +28,8 @@ class SMoEBSTConfig:
     gate_hidden_units, gate_temperature, gate_noise_stddev: the gate's MLP, tau and the std of
       its training noise (0 = no noise).
     entropy_weight, target_entropy: lambda (l4, 0 = off) and H* of the gate's entropy term.
+      lambda = 1 keeps the mean gate entropy near H* on the embedded default; at 0.01 the gate
+      collapsed onto the short-term expert within one epoch there.
     scorer: "dot" or "mlp" (`CandidateScorer`); scorer_hidden_units: the MLP's layers.
   """
 
@@ -43,7 +45,7 @@ class SMoEBSTConfig:
   gate_hidden_units: Tuple[int, ...] = (64,)
   gate_temperature: float = 1.0
   gate_noise_stddev: float = 1.0
-  entropy_weight: float = 0.01
+  entropy_weight: float = 1.0
   target_entropy: float = 0.52
   scorer: str = "dot"
   scorer_hidden_units: Tuple[int, ...] = (64,)

@@ -1,0 +1,212 @@
+"""Personalized Hard Negative Sampling (PHNS) of training negatives inside tf.data.
+
+Three pools, all from the training split only:
+
+  * hard: the user's own abandoned items (interactions that are not positives: engagement at or
+    below the data set's abandonment threshold), minus anything the user also has as a positive;
+  * trending: the items most interacted with in the recent window of the training log;
+  * tailing: the least popular items overall (`phns_protocol.PopularityPools`, the same pools the
+    PHNS test uses), both restricted at sampling time to items the user never touched.
+
+Every training position gets `num_negatives` negatives: a `hard_share` of them (EASY 20 %,
+MEDIUM 30 %, HARD 50 %) from the user's hard pool, the rest split between trending and tailing by
+`trending_share`. Quotas are filled in that order of preference; a pool that runs short (a user
+with few abandoned items, a small pool the user has mostly watched) is topped up from what the
+other pools drew. Hard negatives are distinct; trending and tailing ones are drawn with
+replacement. A slot no pool can fill holds 0 (padding), which losses ignore. Never is a positive
+of the user a negative. Under the implicit protocol nobody abandons anything, so the hard pool is
+empty and every negative comes from trending and tailing.
+
+Randomness is stateless: each example's draws are seeded by `tf.data.Dataset.random(seed)`,
+re-drawn each epoch, so a seed fixes the whole sequence of negatives.
+
+Example:
+  >>> sampler = HardNegativeSampler.from_log(split.train, split.item_vocabulary.size,
+  ...                                        PHNSConfig(preset="medium"))
+  >>> dataset = sampler.add_negatives(pipeline.sequences(split.train))  # + "negatives" [L, N]
+"""
+
+import dataclasses
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_smoe.data import splits
+from tfrs_smoe.evaluation import phns_protocol
+
+PRESETS = {"none": 0.0, "easy": 0.2, "medium": 0.3, "hard": 0.5}
+
+
+@dataclasses.dataclass
+class PHNSConfig:
+  """PHNS training negatives.
+
+  Attributes:
+    preset: "none" (the model's in-batch negatives), "easy", "medium" or "hard" (20 %, 30 %,
+      50 % hard negatives).
+    hard_share: explicit share of hard negatives in [0, 1]; overrides the preset's (needs a
+      preset other than "none").
+    trending_share: share of the non-hard negatives drawn from the trending pool; the rest
+      comes from the tailing pool.
+    num_negatives: negatives per training position.
+    max_hard_pool: the user's most recent abandoned items kept in the hard pool.
+    trending_pool_size, trending_window_fraction, tail_fraction: the popularity pools, as in
+      `phns_protocol.PHNSTestConfig`.
+    seed: seed of the sampling.
+  """
+
+  preset: str = "none"
+  hard_share: Optional[float] = None
+  trending_share: float = 0.5
+  num_negatives: int = 8
+  max_hard_pool: int = 64
+  trending_pool_size: int = 200
+  trending_window_fraction: float = 0.1
+  tail_fraction: float = 0.5
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.preset not in PRESETS:
+      raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+    if self.hard_share is not None and not 0.0 <= self.hard_share <= 1.0:
+      raise ValueError(f"hard_share must be in [0, 1], got {self.hard_share}.")
+    if not 0.0 <= self.trending_share <= 1.0:
+      raise ValueError(f"trending_share must be in [0, 1], got {self.trending_share}.")
+    if self.num_negatives < 1 or self.max_hard_pool < 1:
+      raise ValueError("num_negatives and max_hard_pool must be >= 1.")
+
+  @property
+  def enabled(self) -> bool:
+    return self.preset != "none"
+
+  def quotas(self):
+    """(hard, trending, tailing) negatives per position."""
+    share = PRESETS[self.preset] if self.hard_share is None else self.hard_share
+    # Rounded half up, as the PHNS test's trending share is.
+    hard = int(share * self.num_negatives + 0.5)
+    trending = int(self.trending_share * (self.num_negatives - hard) + 0.5)
+    return hard, trending, self.num_negatives - hard - trending
+
+
+def _ragged_by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tf.RaggedTensor:
+  """[num_users, (n)] items per user; `users` must be sorted."""
+  counts = np.bincount(users, minlength=num_users)
+  return tf.RaggedTensor.from_row_lengths(items.astype(np.int32), counts.astype(np.int64))
+
+
+def _row(table: tf.RaggedTensor, user: tf.Tensor) -> tf.Tensor:
+  """Row `user` of `table`; empty for users beyond the table (no training interactions)."""
+  splits = table.row_splits
+  num_rows = tf.shape(splits, out_type=tf.int64)[0] - 1
+  user = tf.minimum(user, num_rows)
+  return table.values[splits[user]:splits[tf.minimum(user + 1, num_rows)]]
+
+
+class HardNegativeSampler:
+  """Adds a "negatives" feature drawn from the PHNS pools to training examples.
+
+  Args:
+    seen: [num_users, (s)] sorted items each user interacted with in training.
+    hard: [num_users, (h)] each user's hard pool.
+    pools: the trending and tailing pools.
+    config: `PHNSConfig`.
+
+  Call (`__call__`, for `Dataset.map` after zipping with per-example seeds, or use
+  `add_negatives`): an example with "user_index" [] and "targets" [..., K] gets "negatives"
+  [..., num_negatives] int32.
+  """
+
+  def __init__(self, seen: tf.RaggedTensor, hard: tf.RaggedTensor,
+               pools: phns_protocol.PopularityPools, config: PHNSConfig):
+    if not config.enabled:
+      raise ValueError("PHNSConfig.preset is 'none': there is nothing to sample.")
+    self.config = config
+    self.seen = seen
+    self.hard = hard
+    self.trending = tf.constant(pools.trending, tf.int32)
+    self.tailing = tf.constant(pools.tailing, tf.int32)
+    self.quotas = config.quotas()
+
+  @classmethod
+  def from_log(cls, train: splits.IndexedLog, num_items: int,
+               config: PHNSConfig) -> "HardNegativeSampler":
+    """The pools of a training log (users sorted, then time, as `IndexedLog` is)."""
+    num_users = int(train.user.max()) + 1 if len(train) else 1
+    pool_config = phns_protocol.PHNSTestConfig(
+        trending_pool_size=config.trending_pool_size,
+        trending_window_fraction=config.trending_window_fraction,
+        tail_fraction=config.tail_fraction)
+    pools = phns_protocol.PopularityPools.from_log(train.item, train.timestamp, num_items,
+                                                   pool_config)
+    order = np.lexsort((train.item, train.user))
+    seen_users, seen_items = train.user[order], train.item[order]
+    first = np.concatenate([[True], (np.diff(seen_users) != 0) | (np.diff(seen_items) != 0)])
+    seen = _ragged_by_user(seen_users[first], seen_items[first], num_users)
+
+    positive_pairs = set(zip(train.user[train.positive].tolist(),
+                             train.item[train.positive].tolist()))
+    abandoned = [row for row in np.flatnonzero(~train.positive)[::-1]  # Most recent first.
+                 if (train.user[row], train.item[row]) not in positive_pairs]
+    abandoned = np.array(abandoned, np.int64)
+    hard_users, hard_items = train.user[abandoned], train.item[abandoned]
+    order = np.argsort(hard_users, kind="stable")
+    hard_users, hard_items = hard_users[order], hard_items[order]
+    _, first_row = np.unique(hard_users, return_index=True)
+    rank = np.arange(len(hard_users)) - np.repeat(first_row, np.diff(
+        np.append(first_row, len(hard_users))))
+    keep = rank < config.max_hard_pool
+    hard = _ragged_by_user(hard_users[keep], hard_items[keep], num_users)
+    return cls(seen, hard, pools, config)
+
+  def add_negatives(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with "negatives" added to every element, re-drawn every epoch."""
+    seeds = tf.data.Dataset.random(seed=self.config.seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, seeds.batch(2))).map(
+        self, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  def _draw(self, pool: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Items drawn uniformly with replacement from `pool`; 0 where the pool is empty."""
+    size = tf.shape(pool)[0]
+    index = tf.random.stateless_uniform(shape, seed, 0, tf.maximum(size, 1), tf.int32)
+    return tf.where(size > 0, tf.gather(tf.concat([pool, [0]], 0), index), 0)
+
+  def __call__(self, example: Dict[str, tf.Tensor], seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+    user = tf.cast(example["user_index"], tf.int64)
+    positions = tf.shape(example["targets"])[:-1]  # [L] for sequences, [] for windows.
+    num_positions = tf.reduce_prod(positions)
+    num_hard, num_trending, num_tailing = self.quotas
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    draws_per_pool = 2 * self.config.num_negatives
+
+    hard_pool = _row(self.hard, user)
+    hard_keys = tf.random.stateless_uniform([num_positions, tf.shape(hard_pool)[0]], seeds[0])
+    hard = tf.gather(hard_pool, tf.argsort(hard_keys, axis=-1))  # A random order per position.
+    trending = self._draw(self.trending, [num_positions, draws_per_pool], seeds[1])
+    tailing = self._draw(self.tailing, [num_positions, draws_per_pool], seeds[2])
+
+    seen = _row(self.seen, user)
+    def unseen(items):
+      found = tf.gather(tf.concat([seen, [-1]], 0),
+                        tf.searchsorted(tf.broadcast_to(seen, [tf.shape(items)[0],
+                                                               tf.shape(seen)[0]]), items))
+      return (items > 0) & (found != items)
+
+    # Candidates within their pool's quota come first, then any other valid one (top-ups).
+    tiers, candidates = [], []
+    for items, valid, quota in ((hard, tf.ones_like(hard, tf.bool), num_hard),
+                                (trending, unseen(trending), num_trending),
+                                (tailing, unseen(tailing), num_tailing)):
+      rank = tf.cumsum(tf.cast(valid, tf.int32), axis=-1)
+      tiers.append(tf.where(valid, tf.where(rank <= quota, 0.0, 1.0), 2.0))
+      candidates.append(items)
+    tiers = tf.concat(tiers, -1)
+    candidates = tf.concat(candidates, -1)
+    jitter = tf.random.stateless_uniform(tf.shape(tiers), seeds[3], 0.0, 0.5)
+    _, picked = tf.math.top_k(-(tiers + jitter), k=self.config.num_negatives)
+    negatives = tf.gather(candidates, picked, batch_dims=1)
+    negatives = tf.where(tf.gather(tiers, picked, batch_dims=1) < 2.0, negatives, 0)
+    example = dict(example)
+    example["negatives"] = tf.reshape(negatives, tf.concat(
+        [positions, [self.config.num_negatives]], 0))
+    return example
