@@ -6,7 +6,6 @@ shape of every embedding model's scoring; histories hold 50 items. Prints a tabl
   python benchmarks/full_ranking_evaluation.py --output=/tmp/full_ranking.json
 """
 
-import json
 import os
 import time
 
@@ -71,16 +70,10 @@ def main(argv):
     seconds = time.perf_counter() - start
     rows.append({"users": num_users, "items": num_items, "seconds": seconds,
                  "users_per_second": num_users / seconds})
-  info = machine.machine_info()
-  print(f"Full-ranking evaluation, batch {FLAGS.batch_size}, dim {_DIM}, history {_HISTORY}; "
-        f"{info['cpu']}, {info['cores']} cores, TensorFlow {info['tensorflow']}")
-  print(f"{'users':>8} {'items':>8} {'seconds':>9} {'users/s':>9}")
-  for row in rows:
-    print(f"{row['users']:>8} {row['items']:>8} {row['seconds']:>9.2f} "
-          f"{row['users_per_second']:>9.0f}")
-  if FLAGS.output:
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-      json.dump({"machine": info, "results": rows}, f, indent=2)
+  machine.report(
+      f"Full-ranking evaluation, batch {FLAGS.batch_size}, dim {_DIM}, history {_HISTORY}",
+      [("users", "users", "d"), ("items", "items", "d"), ("seconds", "seconds", ".2f"),
+       ("users/s", "users_per_second", ".0f")], rows, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 r"""tf.data throughput of the training-example pipelines on the synthetic streaming log.
 
 Generates the log in memory (no TFDS), splits it leave-one-out, and times full passes over the
-batched `windows` and `sequences` datasets with item feature tables. Counts examples/s and target
-positions/s (a sequence example of length L carries up to L positions). Prints a table and
-writes JSON.
+batched `windows` and `sequences` datasets with item feature tables, and over `sequences` with
+PHNS negatives (HARD preset, --num_negatives per position). Counts examples/s and target
+positions/s (a sequence example of length L carries up to L positions), to set beside the
+models' training rates (`benchmarks/training_throughput.py`). Prints a table and writes JSON.
 
   python benchmarks/sequence_pipeline.py --num_users=1500 --output=/tmp/pipeline.json
 """
 
-import json
 import os
 import time
 
@@ -20,6 +20,7 @@ from absl import flags
 import numpy as np
 
 import tfrs_smoe  # pylint: disable=unused-import  (selects tf-keras before TF is used)
+from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.data import item_features
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits
@@ -30,6 +31,7 @@ flags.DEFINE_integer("num_users", 1500, "Synthetic users.")
 flags.DEFINE_integer("num_titles", 2000, "Synthetic titles.")
 flags.DEFINE_integer("max_len", 50, "History length.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
+flags.DEFINE_integer("num_negatives", 8, "PHNS negatives per target position.")
 flags.DEFINE_integer("passes", 3, "Timed passes; the median is reported.")
 flags.DEFINE_string("output", "", "JSON output path (optional).")
 FLAGS = flags.FLAGS
@@ -55,35 +57,34 @@ def main(argv):
   split = splits.leave_one_out(log)
   tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
   pipeline = sequences.SequencePipeline(max_len=FLAGS.max_len, item_features=tables.as_dict())
+  sampler = hard_negatives.HardNegativeSampler.from_log(
+      split.train, split.item_vocabulary.size,
+      hard_negatives.PHNSConfig(preset="hard", num_negatives=FLAGS.num_negatives))
+  sequence_positions = lambda batch: int(np.sum(batch["target_weights"].numpy()[..., 0] > 0))
+  # name -> (examples, positions per batch, transform of the batched dataset)
   shapes = {
       "windows": (pipeline.windows(split.train),
-                  lambda batch: int(batch["history"].shape[0])),
-      "sequences": (pipeline.sequences(split.train),
-                    lambda batch: int(np.sum(batch["target_weights"].numpy()[..., 0] > 0))),
+                  lambda batch: int(batch["history"].shape[0]), lambda batches: batches),
+      "sequences": (pipeline.sequences(split.train), sequence_positions,
+                    lambda batches: batches),
+      "seq+PHNS": (pipeline.sequences(split.train), sequence_positions,
+                   lambda batches: sampler.add_negatives(batches).prefetch(8)),
   }
   rows = []
-  for name, (dataset, positions_of) in shapes.items():
-    batched = pipeline.batched(dataset, FLAGS.batch_size, shuffle_seed=0)
+  for name, (dataset, positions_of, transform) in shapes.items():
+    batched = transform(pipeline.batched(dataset, FLAGS.batch_size, shuffle_seed=0))
     seconds, examples, positions = _time_passes(batched, positions_of)
     rows.append({"shape": name, "examples": examples, "positions": positions,
                  "seconds": seconds, "examples_per_second": examples / seconds,
                  "positions_per_second": positions / seconds})
-  info = machine.machine_info()
-  print(f"Sequence pipelines, {FLAGS.num_users} users, max_len {FLAGS.max_len}, batch "
-        f"{FLAGS.batch_size}; {info['cpu']}, {info['cores']} cores, TensorFlow "
-        f"{info['tensorflow']}")
-  print(f"{'shape':<10} {'examples':>9} {'positions':>10} {'s/pass':>7} {'examples/s':>11} "
-        f"{'positions/s':>12}")
-  for row in rows:
-    print(f"{row['shape']:<10} {row['examples']:>9} {row['positions']:>10} "
-          f"{row['seconds']:>7.2f} {row['examples_per_second']:>11.0f} "
-          f"{row['positions_per_second']:>12.0f}")
-  if FLAGS.output:
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-      json.dump({"machine": info, "flags": {"num_users": FLAGS.num_users,
-                                            "max_len": FLAGS.max_len,
-                                            "batch_size": FLAGS.batch_size},
-                 "results": rows}, f, indent=2)
+  machine.report(
+      f"Sequence pipelines, {FLAGS.num_users} users, max_len {FLAGS.max_len}, batch "
+      f"{FLAGS.batch_size}, {FLAGS.num_negatives} PHNS negatives per position",
+      [("shape", "shape", "s"), ("examples", "examples", "d"), ("positions", "positions", "d"),
+       ("s/pass", "seconds", ".2f"), ("examples/s", "examples_per_second", ".0f"),
+       ("positions/s", "positions_per_second", ".0f")], rows, FLAGS.output,
+      {"flags": {"num_users": FLAGS.num_users, "max_len": FLAGS.max_len,
+                 "batch_size": FLAGS.batch_size, "num_negatives": FLAGS.num_negatives}})
 
 
 if __name__ == "__main__":

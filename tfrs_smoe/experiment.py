@@ -129,12 +129,12 @@ class Experiment:
                       progress: bool) -> None:
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
-    dataset = pipeline.sequences(split.train, data.all_chunks).cache()
+    dataset = pipeline.batched(pipeline.sequences(split.train, data.all_chunks).cache(),
+                               training.batch_size, shuffle_seed=self.config.seed)
     if training.phns.enabled:
       sampler = hard_negatives.HardNegativeSampler.from_log(
           split.train, split.item_vocabulary.size, training.phns)
-      dataset = sampler.add_negatives(dataset)
-    dataset = pipeline.batched(dataset, training.batch_size, shuffle_seed=self.config.seed)
+      dataset = sampler.add_negatives(dataset).prefetch(tf.data.AUTOTUNE)
     model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,

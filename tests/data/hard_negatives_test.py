@@ -38,9 +38,10 @@ def _sampler(**config):
 
 
 def _negatives(sampler, user, positions=400, seed=(1, 2)):
-  example = {"user_index": tf.constant(user, tf.int32),
-             "targets": tf.zeros([positions, 3], tf.int32)}
-  return sampler(example, tf.constant(seed, tf.int64))["negatives"].numpy()
+  """The negatives of one user's positions, sampled in a batch with another user."""
+  batch = {"user_index": tf.constant([user, 3], tf.int32),
+           "targets": tf.zeros([2, positions, 3], tf.int32)}
+  return sampler(batch, tf.constant(seed, tf.int64))["negatives"].numpy()[0]
 
 
 def test_quotas_of_the_presets():
@@ -90,23 +91,24 @@ def test_empty_pools_give_padding_not_errors():
   sampler = _sampler(trending_pool_size=0, tail_fraction=0.0)
   negatives = _negatives(sampler, user=3, positions=5)  # No hard pool either.
   np.testing.assert_array_equal(negatives, np.zeros([5, 10]))
-  unknown_user = _negatives(sampler, user=500, positions=2)
-  np.testing.assert_array_equal(unknown_user, np.zeros([2, 10]))
+  unknown_user = _negatives(_sampler(), user=500, positions=2)  # Easy pools only.
+  assert (unknown_user > 0).all() and not np.isin(unknown_user, [30, 31, 32]).any()
 
 
 def test_sequences_get_negatives_per_position_redrawn_each_epoch():
   log = _log()
   pipeline = sequences.SequencePipeline(max_len=6, next_k=2, soft_labels=(1.0, 0.5))
-  dataset = _sampler().add_negatives(pipeline.sequences(log))
+  dataset = _sampler().add_negatives(pipeline.sequences(log).batch(4))
   first = [e["negatives"].numpy() for e in dataset]
   second = [e["negatives"].numpy() for e in dataset]
-  assert first[0].shape == (6, 10)
+  assert first[0].shape == (4, 6, 10)
   assert any(not np.array_equal(a, b) for a, b in zip(first, second))
-  again = [e["negatives"].numpy() for e in _sampler().add_negatives(pipeline.sequences(log))]
+  again = [e["negatives"].numpy()
+           for e in _sampler().add_negatives(pipeline.sequences(log).batch(4))]
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a, b)
-  windows = _sampler().add_negatives(pipeline.windows(log))
-  assert next(iter(windows))["negatives"].shape == (10,)
+  windows = _sampler().add_negatives(pipeline.windows(log).batch(5))
+  assert next(iter(windows))["negatives"].shape == (5, 10)
 
 
 @pytest.mark.parametrize("kwargs", [{"preset": "extreme"}, {"hard_share": 1.5},

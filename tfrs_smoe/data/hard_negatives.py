@@ -17,13 +17,16 @@ replacement. A slot no pool can fill holds 0 (padding), which losses ignore. Nev
 of the user a negative. Under the implicit protocol nobody abandons anything, so the hard pool is
 empty and every negative comes from trending and tailing.
 
-Randomness is stateless: each example's draws are seeded by `tf.data.Dataset.random(seed)`,
-re-drawn each epoch, so a seed fixes the whole sequence of negatives.
+Sampling works on whole batches with vectorised ops (no Python per example), so the pipeline
+keeps well ahead of training. Randomness is stateless: each batch's draws are seeded by
+`tf.data.Dataset.random(seed)`, re-drawn each epoch, so a seed fixes the whole sequence of
+negatives (for a fixed batch order).
 
 Example:
   >>> sampler = HardNegativeSampler.from_log(split.train, split.item_vocabulary.size,
   ...                                        PHNSConfig(preset="medium"))
-  >>> dataset = sampler.add_negatives(pipeline.sequences(split.train))  # + "negatives" [L, N]
+  >>> batches = sampler.add_negatives(pipeline.sequences(split.train).batch(128))
+  >>> # + "negatives" [batch, L, N]
 """
 
 import dataclasses
@@ -89,18 +92,11 @@ class PHNSConfig:
     return hard, trending, self.num_negatives - hard - trending
 
 
-def _ragged_by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tf.RaggedTensor:
-  """[num_users, (n)] items per user; `users` must be sorted."""
-  counts = np.bincount(users, minlength=num_users)
+def _ragged_by_user(users: np.ndarray, items: np.ndarray, num_rows: int) -> tf.RaggedTensor:
+  """[num_rows, (n)] items per user; `users` must be sorted and < num_rows - 1, so that the last
+  row is empty and stands for every user the log does not know."""
+  counts = np.bincount(users, minlength=num_rows)
   return tf.RaggedTensor.from_row_lengths(items.astype(np.int32), counts.astype(np.int64))
-
-
-def _row(table: tf.RaggedTensor, user: tf.Tensor) -> tf.Tensor:
-  """Row `user` of `table`; empty for users beyond the table (no training interactions)."""
-  splits = table.row_splits
-  num_rows = tf.shape(splits, out_type=tf.int64)[0] - 1
-  user = tf.minimum(user, num_rows)
-  return table.values[splits[user]:splits[tf.minimum(user + 1, num_rows)]]
 
 
 class HardNegativeSampler:
@@ -112,9 +108,9 @@ class HardNegativeSampler:
     pools: the trending and tailing pools.
     config: `PHNSConfig`.
 
-  Call (`__call__`, for `Dataset.map` after zipping with per-example seeds, or use
-  `add_negatives`): an example with "user_index" [] and "targets" [..., K] gets "negatives"
-  [..., num_negatives] int32.
+  Call (`__call__`, for `Dataset.map` after zipping with per-batch seeds, or use
+  `add_negatives`): a batch with "user_index" [batch] and "targets" [batch, ..., K] gets
+  "negatives" [batch, ..., num_negatives] int32.
   """
 
   def __init__(self, seen: tf.RaggedTensor, hard: tf.RaggedTensor,
@@ -132,7 +128,7 @@ class HardNegativeSampler:
   def from_log(cls, train: splits.IndexedLog, num_items: int,
                config: PHNSConfig) -> "HardNegativeSampler":
     """The pools of a training log (users sorted, then time, as `IndexedLog` is)."""
-    num_users = int(train.user.max()) + 1 if len(train) else 1
+    num_rows = (int(train.user.max()) + 2) if len(train) else 1
     pool_config = phns_protocol.PHNSTestConfig(
         trending_pool_size=config.trending_pool_size,
         trending_window_fraction=config.trending_window_fraction,
@@ -142,7 +138,7 @@ class HardNegativeSampler:
     order = np.lexsort((train.item, train.user))
     seen_users, seen_items = train.user[order], train.item[order]
     first = np.concatenate([[True], (np.diff(seen_users) != 0) | (np.diff(seen_items) != 0)])
-    seen = _ragged_by_user(seen_users[first], seen_items[first], num_users)
+    seen = _ragged_by_user(seen_users[first], seen_items[first], num_rows)
 
     positive_pairs = set(zip(train.user[train.positive].tolist(),
                              train.item[train.positive].tolist()))
@@ -156,45 +152,55 @@ class HardNegativeSampler:
     rank = np.arange(len(hard_users)) - np.repeat(first_row, np.diff(
         np.append(first_row, len(hard_users))))
     keep = rank < config.max_hard_pool
-    hard = _ragged_by_user(hard_users[keep], hard_items[keep], num_users)
+    hard = _ragged_by_user(hard_users[keep], hard_items[keep], num_rows)
     return cls(seen, hard, pools, config)
 
-  def add_negatives(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` with "negatives" added to every element, re-drawn every epoch."""
+  def add_negatives(self, batches: tf.data.Dataset) -> tf.data.Dataset:
+    """Batched `batches` with "negatives" added to every batch, re-drawn every epoch."""
     seeds = tf.data.Dataset.random(seed=self.config.seed, rerandomize_each_iteration=True)
-    return tf.data.Dataset.zip((dataset, seeds.batch(2))).map(
+    return tf.data.Dataset.zip((batches, seeds.batch(2))).map(
         self, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-  def _draw(self, pool: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  def _rows(self, table: tf.RaggedTensor, users: tf.Tensor, padding: int) -> tf.Tensor:
+    """[batch, width] rows of `table` for `users`, padded with `padding`; width >= 1."""
+    users = tf.minimum(users, table.nrows() - 1)  # Unknown users get the empty last row.
+    rows = tf.gather(table, users).to_tensor(default_value=padding)
+    return tf.concat([rows, tf.fill([tf.shape(users)[0], 1], padding)], axis=1)
+
+  def _draw(self, pool: tf.Tensor, shape, seed: tf.Tensor) -> tf.Tensor:
     """Items drawn uniformly with replacement from `pool`; 0 where the pool is empty."""
     size = tf.shape(pool)[0]
     index = tf.random.stateless_uniform(shape, seed, 0, tf.maximum(size, 1), tf.int32)
-    return tf.where(size > 0, tf.gather(tf.concat([pool, [0]], 0), index), 0)
+    return tf.gather(tf.concat([pool, [0]], 0), tf.where(size > 0, index, size))
 
-  def __call__(self, example: Dict[str, tf.Tensor], seed: tf.Tensor) -> Dict[str, tf.Tensor]:
-    user = tf.cast(example["user_index"], tf.int64)
-    positions = tf.shape(example["targets"])[:-1]  # [L] for sequences, [] for windows.
+  def __call__(self, batch: Dict[str, tf.Tensor], seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+    users = tf.cast(batch["user_index"], tf.int64)
+    batch_size = tf.shape(users)[0]
+    positions = tf.shape(batch["targets"])[1:-1]  # [L] for sequences, [] for windows.
     num_positions = tf.reduce_prod(positions)
     num_hard, num_trending, num_tailing = self.quotas
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     draws_per_pool = 2 * self.config.num_negatives
 
-    hard_pool = _row(self.hard, user)
-    hard_keys = tf.random.stateless_uniform([num_positions, tf.shape(hard_pool)[0]], seeds[0])
-    hard = tf.gather(hard_pool, tf.argsort(hard_keys, axis=-1))  # A random order per position.
-    trending = self._draw(self.trending, [num_positions, draws_per_pool], seeds[1])
-    tailing = self._draw(self.tailing, [num_positions, draws_per_pool], seeds[2])
+    hard_pool = self._rows(self.hard, users, 0)  # [batch, H]
+    hard_keys = tf.random.stateless_uniform(
+        [batch_size, num_positions, tf.shape(hard_pool)[1]], seeds[0])
+    hard_keys += 2.0 * tf.cast(hard_pool[:, tf.newaxis, :] == 0, tf.float32)  # Padding last.
+    hard = tf.gather(hard_pool, tf.argsort(hard_keys, axis=-1), batch_dims=1)  # [batch, P, H]
+    draw_shape = [batch_size, num_positions, draws_per_pool]
+    trending = self._draw(self.trending, draw_shape, seeds[1])
+    tailing = self._draw(self.tailing, draw_shape, seeds[2])
 
-    seen = _row(self.seen, user)
+    seen = self._rows(self.seen, users, np.iinfo(np.int32).max)  # [batch, S], sorted rows.
     def unseen(items):
-      found = tf.gather(tf.concat([seen, [-1]], 0),
-                        tf.searchsorted(tf.broadcast_to(seen, [tf.shape(items)[0],
-                                                               tf.shape(seen)[0]]), items))
-      return (items > 0) & (found != items)
+      flat = tf.reshape(items, [batch_size, -1])
+      index = tf.minimum(tf.searchsorted(seen, flat), tf.shape(seen)[1] - 1)
+      found = tf.gather(seen, index, batch_dims=1) == flat
+      return (items > 0) & ~tf.reshape(found, tf.shape(items))
 
     # Candidates within their pool's quota come first, then any other valid one (top-ups).
     tiers, candidates = [], []
-    for items, valid, quota in ((hard, tf.ones_like(hard, tf.bool), num_hard),
+    for items, valid, quota in ((hard, hard > 0, num_hard),
                                 (trending, unseen(trending), num_trending),
                                 (tailing, unseen(tailing), num_tailing)):
       rank = tf.cumsum(tf.cast(valid, tf.int32), axis=-1)
@@ -204,9 +210,9 @@ class HardNegativeSampler:
     candidates = tf.concat(candidates, -1)
     jitter = tf.random.stateless_uniform(tf.shape(tiers), seeds[3], 0.0, 0.5)
     _, picked = tf.math.top_k(-(tiers + jitter), k=self.config.num_negatives)
-    negatives = tf.gather(candidates, picked, batch_dims=1)
-    negatives = tf.where(tf.gather(tiers, picked, batch_dims=1) < 2.0, negatives, 0)
-    example = dict(example)
-    example["negatives"] = tf.reshape(negatives, tf.concat(
-        [positions, [self.config.num_negatives]], 0))
-    return example
+    negatives = tf.gather(candidates, picked, batch_dims=2)
+    negatives = tf.where(tf.gather(tiers, picked, batch_dims=2) < 2.0, negatives, 0)
+    batch = dict(batch)
+    batch["negatives"] = tf.reshape(negatives, tf.concat(
+        [[batch_size], positions, [self.config.num_negatives]], 0))
+    return batch
