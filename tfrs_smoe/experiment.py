@@ -100,11 +100,10 @@ class Experiment:
     elif len(encoder.expert_windows) < 2:
       raise ValueError(f"smoe_bst needs >= 2 expert windows, got {encoder.expert_windows}; "
                        "use model name bst for one expert.")
+    max_len = self.config.data.max_len
     tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
     model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
-                             tables.as_dict(), encoder, model_config.task,
-                             max_len=self.config.data.max_len)
-    max_len = self.config.data.max_len
+                             tables.as_dict(), encoder, model_config.task, max_len=max_len)
     model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
     return model
 

@@ -135,23 +135,16 @@ class HardNegativeSampler:
         tail_fraction=config.tail_fraction)
     pools = phns_protocol.PopularityPools.from_log(train.item, train.timestamp, num_items,
                                                    pool_config)
-    order = np.lexsort((train.item, train.user))
-    seen_users, seen_items = train.user[order], train.item[order]
-    first = np.concatenate([[True], (np.diff(seen_users) != 0) | (np.diff(seen_items) != 0)])
-    seen = _ragged_by_user(seen_users[first], seen_items[first], num_rows)
+    pair = train.user.astype(np.int64) * num_items + train.item
+    seen_pairs = np.unique(pair)  # Sorted by user, then item.
+    seen = _ragged_by_user(seen_pairs // num_items, seen_pairs % num_items, num_rows)
 
-    positive_pairs = set(zip(train.user[train.positive].tolist(),
-                             train.item[train.positive].tolist()))
-    abandoned = [row for row in np.flatnonzero(~train.positive)[::-1]  # Most recent first.
-                 if (train.user[row], train.item[row]) not in positive_pairs]
-    abandoned = np.array(abandoned, np.int64)
-    hard_users, hard_items = train.user[abandoned], train.item[abandoned]
-    order = np.argsort(hard_users, kind="stable")
-    hard_users, hard_items = hard_users[order], hard_items[order]
-    _, first_row = np.unique(hard_users, return_index=True)
-    rank = np.arange(len(hard_users)) - np.repeat(first_row, np.diff(
-        np.append(first_row, len(hard_users))))
-    keep = rank < config.max_hard_pool
+    # An abandoned item the user also has as a positive is not a hard negative of that user.
+    abandoned = np.flatnonzero(~train.positive & ~np.isin(pair, pair[train.positive]))
+    abandoned = abandoned[np.lexsort((-train.timestamp[abandoned], train.user[abandoned]))]
+    hard_users, hard_items = train.user[abandoned], train.item[abandoned]  # Most recent first.
+    user_start = np.searchsorted(hard_users, hard_users)
+    keep = np.arange(len(hard_users)) - user_start < config.max_hard_pool
     hard = _ragged_by_user(hard_users[keep], hard_items[keep], num_rows)
     return cls(seen, hard, pools, config)
 
