@@ -39,7 +39,8 @@ def report(title: str, columns, rows, output: str = "", extra=None) -> None:
   """
   info = machine_info()
   print(f"{title}; {info['cpu']}, {info['cores']} cores, TensorFlow {info['tensorflow']}")
-  widths = [max(len(header), 8) + 1 for header, _, _ in columns]
+  widths = [max([len(header), 8] + [len(f"{row[key]:{spec}}") for row in rows]) + 1
+            for header, key, spec in columns]
   align = ["<"] + [">"] * (len(columns) - 1)
   print("".join(f"{header:{a}{w}}" for (header, _, _), a, w in zip(columns, align, widths)))
   for row in rows:
