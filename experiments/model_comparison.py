@@ -36,6 +36,8 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each model trains once per s
 flags.DEFINE_list("datasets", ["streaming_logs", "movielens"], "Data sets to run.")
 flags.DEFINE_list("protocols", ["default"], "default, implicit and/or engagement.")
 flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
+flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches (their "
+                  "outcome.json) instead of training them again.")
 FLAGS = flags.FLAGS
 
 _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
@@ -54,7 +56,7 @@ def _run(data, model, seed):
   protocol = "implicit" if data["implicit"] else "engagement"
   model_dir = os.path.join(FLAGS.output_dir, data["dataset"].replace("/", "_"),
                            f"{model}_{protocol}_seed{seed}")
-  return config.data.dataset, reporting.run_experiment(config, model_dir)
+  return config.data.dataset, reporting.run_experiment(config, model_dir, resume=FLAGS.resume)
 
 
 def _configurations():

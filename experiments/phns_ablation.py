@@ -34,6 +34,8 @@ flags.DEFINE_list("presets", ["none", "easy", "medium", "hard"], "PHNS presets t
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each preset trains once per seed.")
 flags.DEFINE_list("datasets", ["streaming_logs", "movielens"], "streaming_logs and/or movielens.")
 flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
+flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches (their "
+                  "outcome.json) instead of training them again.")
 FLAGS = flags.FLAGS
 
 _COLUMNS = ("ndcg@1", "ndcg@5", "recall@5", "mrr@5")
@@ -90,7 +92,7 @@ def main(argv):
             "train": {"phns": {"preset": preset, "seed": seed}}, "seed": seed})
         config = config_lib.override(config, FLAGS.params_override)
         model_dir = os.path.join(FLAGS.output_dir, name, f"{preset}_seed{seed}")
-        outcomes.append(reporting.run_experiment(config, model_dir))
+        outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
       dataset = config.data.dataset
       runs[f"{dataset}|{preset}"] = outcomes
       for row in reporting.table_rows([dataset, preset], outcomes, _COLUMNS):

@@ -39,8 +39,20 @@ class RunOutcome:
   train_seconds: float
 
 
-def run_experiment(config: config_lib.ExperimentConfig, model_dir: str) -> RunOutcome:
-  """Writes params.yaml, trains (early stopping on validation), tests; returns the outcome."""
+def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
+                   resume: bool = False) -> RunOutcome:
+  """Writes params.yaml, trains (early stopping on validation), tests; returns the outcome.
+
+  The outcome is also written to `model_dir`/outcome.json. With `resume`, a `model_dir` whose
+  outcome.json exists and whose params.yaml equals `config` is not run again: its stored
+  outcome is returned (so an interrupted comparison continues where it stopped).
+  """
+  outcome_path = os.path.join(model_dir, "outcome.json")
+  if resume and os.path.exists(outcome_path) and os.path.exists(
+      os.path.join(model_dir, "params.yaml")):
+    if config_lib.to_dict(config_lib.load_params(model_dir)) == config_lib.to_dict(config):
+      with open(outcome_path, encoding="utf-8") as f:
+        return RunOutcome(**json.load(f))
   config_lib.save_params(config, model_dir)
   experiment = experiment_lib.Experiment(config, model_dir)
   split = experiment.prepare_data()
@@ -51,7 +63,10 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str) -> RunOu
   epochs = len(history.epoch) if history is not None else 0
   results = experiment.evaluate(model, split, "test")
   experiment.write_results(results, "test")
-  return RunOutcome(config.seed, results, epochs, seconds)
+  outcome = RunOutcome(config.seed, results, epochs, seconds)
+  with open(outcome_path, "w", encoding="utf-8") as f:
+    json.dump(dataclasses.asdict(outcome), f, indent=2)
+  return outcome
 
 
 def mean_std(values: Sequence[float]) -> str:

@@ -1,0 +1,35 @@
+"""Tests of run_experiment's outcome file and resume, and of the table helpers."""
+
+import os
+
+import numpy as np
+
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import reporting
+
+
+def _config(tmp_path, seed=0):
+  return config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+      "data": {"dataset": "streaming_logs/tiny", "tfds_data_dir": str(tmp_path / "tfds")},
+      "eval": {"phns_test": False}, "seed": seed})
+
+
+def test_resume_reuses_a_finished_run_with_the_same_params(tmp_path):
+  model_dir = str(tmp_path / "run")
+  first = reporting.run_experiment(_config(tmp_path), model_dir)
+  checkpoint = os.path.join(model_dir, "checkpoints", "model.index")
+  written = os.stat(checkpoint).st_mtime_ns
+  assert reporting.run_experiment(_config(tmp_path), model_dir, resume=True) == first
+  assert os.stat(checkpoint).st_mtime_ns == written  # Not trained again.
+
+  # Other params: trained again, and the new outcome replaces the old one.
+  second = reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True)
+  assert second.seed == 1 and os.stat(checkpoint).st_mtime_ns != written
+  assert reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True) == second
+  # Without resume a finished run is trained again.
+  reporting.run_experiment(_config(tmp_path, seed=1), model_dir)
+  assert os.stat(checkpoint).st_mtime_ns != written
+
+
+def test_mean_std_formats_population_spread():
+  assert reporting.mean_std([0.1, 0.3]) == f"{0.2:.4f} ± {np.std([0.1, 0.3]):.4f}"
