@@ -109,6 +109,29 @@ def test_sequential_models_train_validate_and_restore(tmp_path, name, phns):
   assert os.listdir(tmp_path / "logs" / "train")
 
 
+@pytest.mark.parametrize("two_tower", [
+    {"correction": "streaming", "time_ordered": True, "num_buckets": 500},
+    {"correction": "counts", "history_encoder": "smoe_bst", "min_engagement": 0.5},
+    {"correction": "none", "reward_weighting": True}])
+def test_two_tower_trains_validates_and_restores(tmp_path, two_tower):
+  small = {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
+           "expert_windows": [2, 0], "num_blocks": 1, "feed_forward_dim": 16}
+  config = config_lib.apply_overrides(_config(phns_test=False), {
+      "model": {"name": "two_tower", "encoder": small, "two_tower": {
+          "query_hidden_units": [16], "candidate_hidden_units": [16], **two_tower}},
+      "data": {"max_len": 8}, "train": {"epochs": 2, "batch_size": 16}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  split = experiment.prepare_data(_log())
+  model = experiment.fit(split)
+  assert model.history.epoch == [0, 1] and "val_ndcg@10" in model.history.history
+  results = experiment.evaluate(model, split, "test")
+  restored = experiment_lib.Experiment(config, str(tmp_path)).restore(split)
+  assert experiment.evaluate(restored, split, "test") == results
+  if two_tower["correction"] == "streaming":
+    assert np.min(model.estimator.gap.numpy()) < 100.0  # Trained state, restored as it was.
+    np.testing.assert_array_equal(restored.estimator.gap.numpy(), model.estimator.gap.numpy())
+
+
 def test_smoe_bst_needs_two_experts(tmp_path):
   config = config_lib.apply_overrides(_config(), {
       "model": {"name": "smoe_bst", "encoder": {"expert_windows": [0]}}})

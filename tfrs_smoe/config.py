@@ -20,6 +20,7 @@ import yaml
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import smoe_bst
+from tfrs_smoe.models import two_tower as two_tower_lib
 from tfrs_smoe.tasks import engagement_multitask
 
 
@@ -71,16 +72,20 @@ class ModelConfig:
 
   Attributes:
     name: "popularity" (most popular positives in the training log), "bst" (one expert over
-      the whole history, no gate) or "smoe_bst" (the experts of `encoder.expert_windows` mixed
-      by the gate).
-    encoder: architecture of bst / smoe_bst.
+      the whole history, no gate), "smoe_bst" (the experts of `encoder.expert_windows` mixed
+      by the gate) or "two_tower" (sampling-bias-corrected retrieval).
+    encoder: architecture of bst / smoe_bst, and the content embeddings and history encoders
+      of two_tower.
     task: the multitask loss of bst / smoe_bst.
+    two_tower: towers, softmax and correction of two_tower.
   """
 
   name: str = "popularity"
   encoder: smoe_bst.SMoEBSTConfig = dataclasses.field(default_factory=smoe_bst.SMoEBSTConfig)
   task: engagement_multitask.MultitaskConfig = dataclasses.field(
       default_factory=engagement_multitask.MultitaskConfig)
+  two_tower: two_tower_lib.TwoTowerConfig = dataclasses.field(
+      default_factory=two_tower_lib.TwoTowerConfig)
 
 
 @dataclasses.dataclass
@@ -88,7 +93,8 @@ class TrainConfig:
   """Optimisation settings for trainable models.
 
   Attributes:
-    batch_size: examples per step (sequences, for bst / smoe_bst).
+    batch_size: examples per step (sequences for bst / smoe_bst, (history, next positive)
+      pairs for two_tower, whose in-batch softmax gets batch_size - 1 negatives).
     epochs: most passes over the training examples.
     learning_rate: Adam learning rate.
     validate_every: epochs between full-ranking evaluations on the validation split.

@@ -26,8 +26,9 @@ from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.evaluation import ranking_callback
 from tfrs_smoe.models import popularity
 from tfrs_smoe.models import smoe_bst
+from tfrs_smoe.models import two_tower
 
-MODELS = ("popularity", "bst", "smoe_bst")
+MODELS = ("popularity", "bst", "smoe_bst", "two_tower")
 
 Results = Dict[str, Dict[str, float]]
 
@@ -95,24 +96,34 @@ class Experiment:
     if name not in MODELS:
       raise ValueError(f"Unknown model {name!r}; available: {', '.join(MODELS)}.")
     encoder = model_config.encoder
+    max_len = self.config.data.max_len
+    tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+    inputs = {"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)}
+    if name == "two_tower":
+      train = split.train
+      counts = np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
+      model = two_tower.TwoTower(split.item_vocabulary.size, split.user_vocabulary.size,
+                                 tables.as_dict(), encoder, model_config.two_tower,
+                                 max_len=max_len, candidate_counts=counts)
+      model(inputs)
+      return model
     if name == "bst":
       encoder = dataclasses.replace(encoder, expert_windows=(0,))
     elif len(encoder.expert_windows) < 2:
       raise ValueError(f"smoe_bst needs >= 2 expert windows, got {encoder.expert_windows}; "
                        "use model name bst for one expert.")
-    max_len = self.config.data.max_len
-    tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
     model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
                              tables.as_dict(), encoder, model_config.task, max_len=max_len)
-    model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
+    model(inputs)
     return model
 
   def fit(self, split: splits_lib.Split, progress: bool = False) -> tf.keras.Model:
     """Builds the model, fits it on the training split and writes its checkpoint.
 
-    Sequential models train on whole sequences (`SequencePipeline.sequences`), are validated
-    by full ranking on split.validation every `train.validate_every` epochs and stop early on
-    `train.monitor`, keeping the best weights.
+    Sequential models train on whole sequences (`SequencePipeline.sequences`), two_tower on
+    (history window, next positive) pairs; both are validated by full ranking on
+    split.validation every `train.validate_every` epochs and stop early on `train.monitor`,
+    keeping the best weights.
     """
     tf.keras.utils.set_random_seed(self.config.seed)
     model = self.build_model(split)
@@ -120,12 +131,14 @@ class Experiment:
     if isinstance(model, popularity.PopularityModel):
       model.fit_counts(train.item[train.positive])
     else:
-      self._fit_sequential(model, split, progress)
+      dataset = (self._two_tower_dataset(split) if isinstance(model, two_tower.TwoTower)
+                 else self._sequence_dataset(split))
+      self._fit_validated(model, dataset, split, progress)
     tf.train.Checkpoint(model=model).write(self._checkpoint_path())
     return model
 
-  def _fit_sequential(self, model: smoe_bst.SMoEBST, split: splits_lib.Split,
-                      progress: bool) -> None:
+  def _sequence_dataset(self, split: splits_lib.Split) -> tf.data.Dataset:
+    """Shuffled batches of whole sequences, with PHNS negatives when configured."""
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
     dataset = pipeline.batched(pipeline.sequences(split.train, data.all_chunks).cache(),
@@ -134,6 +147,37 @@ class Experiment:
       sampler = hard_negatives.HardNegativeSampler.from_log(
           split.train, split.item_vocabulary.size, training.phns)
       dataset = sampler.add_negatives(dataset).prefetch(tf.data.AUTOTUNE)
+    return dataset
+
+  def _two_tower_dataset(self, split: splits_lib.Split) -> tf.data.Dataset:
+    """Batches of (history window, next positive) pairs: shuffled, or in time order.
+
+    Time order materialises the windows to sort them by their target's timestamp.
+    """
+    data, training = self.config.data, self.config.train
+    config = self.config.model.two_tower
+    pipeline = sequences.SequencePipeline(data.max_len, next_k=1, soft_labels=(1.0,))
+    windows = pipeline.windows(split.train)
+    if config.min_engagement > 0:
+      windows = windows.filter(
+          lambda example: example["target_engagement"][0] >= config.min_engagement)
+    if not config.time_ordered:
+      return pipeline.batched(windows.cache(), training.batch_size,
+                              shuffle_seed=self.config.seed)
+    columns = {name: [] for name in windows.element_spec}
+    for chunk in windows.batch(65_536):
+      for name, values in chunk.items():
+        columns[name].append(values.numpy())
+    columns = {name: np.concatenate(values) for name, values in columns.items()}
+    order = np.argsort(columns["timestamp"], kind="stable")
+    return tf.data.Dataset.from_tensor_slices(
+        {name: values[order] for name, values in columns.items()}).batch(
+            training.batch_size).prefetch(tf.data.AUTOTUNE)
+
+  def _fit_validated(self, model: tf.keras.Model, dataset: tf.data.Dataset,
+                     split: splits_lib.Split, progress: bool) -> None:
+    """Adam on `dataset`, validation by full ranking, early stopping, TensorBoard logs."""
+    data, training = self.config.data, self.config.train
     model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,

@@ -1,0 +1,226 @@
+"""Sampling-bias-corrected two-tower retrieval (Yi et al., RecSys 2019) as a `tfrs.Model`."""
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_smoe.layers import adaptive_gate
+from tfrs_smoe.layers import content_embedding
+from tfrs_smoe.layers import frequency_estimator
+from tfrs_smoe.layers import timescale_experts
+from tfrs_smoe.models import smoe_bst
+
+CORRECTIONS = ("none", "counts", "streaming")
+HISTORY_ENCODERS = ("mean", "bst", "smoe_bst")
+
+
+@dataclasses.dataclass
+class TwoTowerConfig:
+  """Towers, softmax and sampling-bias correction of the two-tower model.
+
+  Attributes:
+    history_encoder: "mean" (the mean of the watched items' content vectors, as in the paper),
+      "bst" (a transformer over the whole history) or "smoe_bst" (the time-scale experts and
+      gate); the transformer settings come from `model.encoder`.
+    query_hidden_units, candidate_hidden_units: each tower's MLP; the last size is the
+      embedding size and both must agree.
+    temperature: tau of the softmax over L2-normalised embeddings.
+    correction: "none", "counts" (p_j = count_j / count of all training positives) or
+      "streaming" (`StreamingFrequencyEstimator`, per-step estimates divided by the batch size
+      so that p_j is a per-example probability, as tfrs clips p at 1).
+    num_buckets, num_hashes, estimator_learning_rate, initial_gap: the estimator's H, m, alpha
+      and starting B.
+    min_engagement: training positives need at least this engagement (completion); 0 keeps
+      every positive of the split.
+    reward_weighting: weight each positive by its engagement (the paper's reward).
+    time_ordered: train on the log in time order without shuffling, as the paper streams it.
+  """
+
+  history_encoder: str = "mean"
+  query_hidden_units: Tuple[int, ...] = (128, 64)
+  candidate_hidden_units: Tuple[int, ...] = (128, 64)
+  temperature: float = 0.05
+  correction: str = "streaming"
+  num_buckets: int = 50_000
+  num_hashes: int = 2
+  estimator_learning_rate: float = 0.01
+  initial_gap: float = 100.0
+  min_engagement: float = 0.0
+  reward_weighting: bool = False
+  time_ordered: bool = False
+
+  def __post_init__(self):
+    if self.history_encoder not in HISTORY_ENCODERS:
+      raise ValueError(f"history_encoder must be one of {HISTORY_ENCODERS}, got "
+                       f"{self.history_encoder!r}.")
+    if self.correction not in CORRECTIONS:
+      raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}.")
+    if (not self.query_hidden_units or not self.candidate_hidden_units
+        or self.query_hidden_units[-1] != self.candidate_hidden_units[-1]):
+      raise ValueError("query_hidden_units and candidate_hidden_units must be non-empty and end "
+                       f"in the same size, got {self.query_hidden_units} and "
+                       f"{self.candidate_hidden_units}.")
+    if self.temperature <= 0.0:
+      raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+
+
+def _tower(units, name: str) -> tf.keras.Sequential:
+  layers = [tf.keras.layers.Dense(size, activation="relu") for size in units[:-1]]
+  layers.append(tf.keras.layers.Dense(units[-1]))
+  layers.append(tf.keras.layers.UnitNormalization())
+  return tf.keras.Sequential(layers, name=name)
+
+
+class TwoTower(tfrs.models.Model):
+  """Query tower (history, user) and candidate tower (item content) under an in-batch softmax.
+
+  Training examples are (history window, next positive) pairs (`SequencePipeline.windows`).
+  The loss is `tfrs.tasks.Retrieval` over the batch's candidates with accidental hits removed
+  and, unless correction is "none", the logQ correction s - log p_j of each candidate's
+  sampling probability. Scoring and evaluation rank the whole catalogue by the dot product of
+  the normalised embeddings (`call`, or `index` for a `BruteForce` top-k layer).
+
+  Args:
+    num_items: item vocabulary size (reserved indices included).
+    num_users: user vocabulary size.
+    item_features: "genres" [num_items, G] and "year_bucket" [num_items] int tables.
+    encoder: `SMoEBSTConfig`: content embedding sizes, user_dim, and the transformer settings
+      of the "bst" / "smoe_bst" history encoders.
+    config: `TwoTowerConfig`.
+    max_len: history length.
+    candidate_counts: [num_items] training positives per item; needed by correction "counts".
+
+  Call args of `call` (scoring the whole catalogue):
+    features: "history" [batch, max_len] int item indices (left-padded, most recent last) and
+      "user_index" [batch] int.
+
+  Example:
+    >>> model = TwoTower(num_items, num_users, tables.as_dict(), SMoEBSTConfig(),
+    ...                  TwoTowerConfig(correction="streaming"), max_len=50)
+    >>> model.compile(tf.keras.optimizers.Adagrad(0.1))
+    >>> model.fit(pipeline.windows(split.train).batch(512), epochs=5)
+    >>> scores = model({"history": history, "user_index": users})  # [batch, num_items]
+  """
+
+  def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],
+               encoder: smoe_bst.SMoEBSTConfig, config: TwoTowerConfig, max_len: int = 50,
+               candidate_counts: Optional[np.ndarray] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    self.num_items = num_items
+    self.max_len = max_len
+    genres = np.asarray(item_features["genres"], np.int32)
+    years = np.asarray(item_features["year_bucket"], np.int32)
+    self._genres = tf.Variable(genres, trainable=False, name="genres")
+    self._years = tf.Variable(years, trainable=False, name="year_bucket")
+    self.content = content_embedding.ContentEmbedding(
+        num_items, int(genres.max()) + 1, int(years.max()) + 1, encoder.item_dim,
+        encoder.genre_dim, encoder.year_dim, name="content")
+    self.experts = None
+    self.gate = None
+    if config.history_encoder != "mean":
+      windows = (0,) if config.history_encoder == "bst" else encoder.expert_windows
+      self.experts = timescale_experts.TimescaleExperts(
+          windows, encoder.num_blocks, encoder.num_heads, encoder.feed_forward_dim,
+          encoder.dropout, max_len, name="experts")
+      if len(windows) > 1:
+        self.gate = adaptive_gate.AdaptiveGate(
+            encoder.gate_hidden_units, encoder.gate_temperature, encoder.gate_noise_stddev,
+            encoder.entropy_weight, encoder.target_entropy, name="gate")
+    self.user_embedding = (tf.keras.layers.Embedding(num_users, encoder.user_dim, name="user")
+                           if encoder.user_dim else None)
+    self.query_tower = _tower(config.query_hidden_units, "query_tower")
+    self.candidate_tower = _tower(config.candidate_hidden_units, "candidate_tower")
+    self.candidate_probability = None
+    self.estimator = None
+    if config.correction == "counts":
+      if candidate_counts is None or len(candidate_counts) != num_items:
+        raise ValueError(f"correction 'counts' needs candidate_counts of length {num_items}.")
+      counts = np.asarray(candidate_counts, np.float64)
+      self.candidate_probability = tf.Variable(
+          (counts / max(counts.sum(), 1.0)).astype(np.float32), trainable=False,
+          name="candidate_probability")
+    elif config.correction == "streaming":
+      self.estimator = frequency_estimator.StreamingFrequencyEstimator(
+          config.num_buckets, config.num_hashes, config.estimator_learning_rate,
+          config.initial_gap, name="frequency_estimator")
+      self.estimator.build(tf.TensorShape([None]))  # Its state exists before the first step.
+    self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
+                                     remove_accidental_hits=True)
+
+  def item_content(self, items: tf.Tensor) -> tf.Tensor:
+    """[..., content_dim] content vectors of item indices [...]."""
+    return self.content({"item": items, "genres": tf.gather(self._genres, items),
+                         "year_bucket": tf.gather(self._years, items)})
+
+  def history_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
+                     ) -> tf.Tensor:
+    """[batch, content_dim] encoding of the history by the configured history encoder."""
+    history = tf.cast(features["history"], tf.int32)
+    mask = history > 0
+    content = self.item_content(history)
+    if self.experts is None:
+      count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
+      return tf.reduce_sum(content, axis=1) / tf.maximum(count, 1.0)  # Padding embeds to 0.
+    experts = self.experts(content, mask=mask, training=training)[:, -1]  # [batch, E, dim]
+    if self.gate is None:
+      return experts[:, 0]
+    user = (self.user_embedding(tf.cast(features["user_index"], tf.int32))
+            if self.user_embedding is not None else tf.zeros([tf.shape(history)[0], 0]))
+    mixed, _ = self.gate((user, experts), training=training)
+    return mixed
+
+  def query_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
+                   ) -> tf.Tensor:
+    """[batch, embedding_dim] L2-normalised query embeddings."""
+    parts = [self.history_vector(features, training)]
+    if self.user_embedding is not None:
+      parts.append(self.user_embedding(tf.cast(features["user_index"], tf.int32)))
+    return self.query_tower(tf.concat(parts, axis=-1), training=training)
+
+  def candidate_vector(self, items: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+    """[n, embedding_dim] L2-normalised candidate embeddings of item indices [n]."""
+    return self.candidate_tower(self.item_content(tf.cast(items, tf.int32)), training=training)
+
+  def candidate_table(self) -> tf.Tensor:
+    """[num_items, embedding_dim] embeddings of the whole catalogue."""
+    return self.candidate_vector(tf.range(self.num_items))
+
+  def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+    """[batch, num_items] scores (cosine similarities) of the whole catalogue."""
+    return tf.matmul(self.query_vector(features, training), self.candidate_table(),
+                     transpose_b=True)
+
+  def index(self, k: int = 100) -> tfrs.layers.factorized_top_k.BruteForce:
+    """A `BruteForce` top-k index over the catalogue; query it with `query_vector(...)`."""
+    index = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    index.index(self.candidate_table(), tf.range(self.num_items))
+    return index
+
+  def sampling_probability(self, candidates: tf.Tensor, training: bool = False
+                           ) -> Optional[tf.Tensor]:
+    """[batch] per-example sampling probability of each candidate, None without correction.
+
+    With "streaming", training updates the estimator at the optimizer's step first.
+    """
+    if self.candidate_probability is not None:
+      return tf.gather(self.candidate_probability, candidates)
+    if self.estimator is None:
+      return None
+    step = self.optimizer.iterations if self.optimizer is not None else tf.constant(0, tf.int64)
+    per_step = self.estimator(candidates, step, training=training)
+    return per_step / tf.cast(tf.shape(candidates)[0], tf.float32)
+
+  def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    candidates = tf.cast(features["targets"][:, 0], tf.int32)
+    weights = features["target_weights"][:, 0]
+    if self.config.reward_weighting:
+      weights *= features["target_engagement"][:, 0]
+    return self.task(self.query_vector(features, training),
+                     self.candidate_vector(candidates, training), sample_weight=weights,
+                     candidate_sampling_probability=self.sampling_probability(candidates,
+                                                                              training),
+                     candidate_ids=candidates, compute_metrics=False)
