@@ -20,7 +20,8 @@ def define_flags() -> None:
                       "data.data_dir.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
                       "data.tfds_data_dir.")
-  flags.DEFINE_string("model", None, "popularity, bst, smoe_bst or two_tower. Overrides model.name.")
+  flags.DEFINE_string("model", None, "popularity, bst, smoe_bst or two_tower. Overrides "
+                      "model.name.")
   flags.DEFINE_integer("seed", None, "Global seed. Overrides seed.")
   flags.DEFINE_string("params_override", "", "YAML/JSON mapping, inline or a file path, applied "
                       "last, e.g. 'data: {max_len: 20}'.")
