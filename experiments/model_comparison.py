@@ -41,16 +41,9 @@ flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matche
 FLAGS = flags.FLAGS
 
 _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
-# Data config and the protocol "default" stands for.
-_DATASETS = {
-    "streaming_logs": ({"dataset": "streaming_logs"}, "engagement"),
-    "movielens": ({"dataset": "movielens/latest-small"}, "implicit"),
-}
-
-
 def _run(data, model, seed):
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-      "data": {**data, "tfds_data_dir": FLAGS.tfds_data_dir}, "model": {"name": model},
+      "data": data, "model": {"name": model},
       "seed": seed})
   config = config_lib.override(config, FLAGS.params_override)
   protocol = "implicit" if data["implicit"] else "engagement"
@@ -59,28 +52,13 @@ def _run(data, model, seed):
   return config.data.dataset, reporting.run_experiment(config, model_dir, resume=FLAGS.resume)
 
 
-def _configurations():
-  """(protocol, data config) of every data set and protocol to run."""
-  for dataset in FLAGS.datasets:
-    data, default_protocol = _DATASETS[dataset]
-    if dataset == "movielens":
-      if not os.path.isdir(FLAGS.movielens_dir):
-        print(f"Skipping MovieLens: {FLAGS.movielens_dir} does not exist.")
-        continue
-      data = {**data, "data_dir": FLAGS.movielens_dir}
-    for protocol in FLAGS.protocols:
-      protocol = default_protocol if protocol == "default" else protocol
-      if protocol not in ("implicit", "engagement"):
-        raise ValueError(f"Unknown protocol {protocol!r}; use default, implicit, engagement.")
-      yield protocol, {**data, "implicit": protocol == "implicit"}
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   lines = reporting.table_header(["data", "protocol", "model"], _COLUMNS)
   runs = {}
-  for protocol, data in _configurations():
+  for protocol, data in reporting.data_configs(FLAGS.datasets, FLAGS.protocols,
+                                               FLAGS.movielens_dir, FLAGS.tfds_data_dir):
     for model in FLAGS.models:
       seeds = [0] if model == "popularity" else [int(s) for s in FLAGS.seeds]
       labelled = [_run(data, model, seed) for seed in seeds]

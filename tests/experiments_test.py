@@ -108,3 +108,29 @@ def test_phns_ablation_writes_table_and_plot(tmp_path):
   assert params["train"]["phns"]["preset"] == "hard" and params["data"]["implicit"] is False
   assert len(runs["streaming_logs/tiny|hard"]) == 1
   assert (output_dir / "phns_ablation.png").stat().st_size > 0
+
+
+def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
+  output_dir = tmp_path / "retrieval"
+  tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1, batch_size: 64}\n"
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4}, two_tower: "
+          "{query_hidden_units: [16], candidate_hidden_units: [16], num_buckets: 1000}}")
+  output = _run("retrieval_comparison.py", f"--output_dir={output_dir}",
+                f"--tfds_data_dir={tmp_path / 'tfds'}", "--datasets=streaming_logs",
+                "--corrections=none,streaming", "--seeds=0", f"--params_override={tiny}")
+  assert "Written to" in output
+  with open(output_dir / "retrieval_comparison.json", encoding="utf-8") as f:
+    runs = json.load(f)
+  assert sorted(runs) == ["streaming_logs/tiny/engagement/none",
+                          "streaming_logs/tiny/engagement/streaming"]
+  recall_at_100 = runs["streaming_logs/tiny/engagement/streaming"][0]["results"][
+      "full_ranking"]["recall@100"]
+  table = (output_dir / "retrieval_comparison.md").read_text(encoding="utf-8")
+  assert "| recall@10 | recall@50 | recall@100 | ndcg@10 |" in table
+  row = [line for line in table.splitlines() if "| streaming | full ranking |" in line]
+  assert len(row) == 1 and f"{recall_at_100:.4f} ± 0.0000" in row[0]
+  with open(output_dir / "streaming_logs_tiny" / "streaming_engagement_seed0" / "params.yaml",
+            encoding="utf-8") as f:
+    params = yaml.safe_load(f)
+  assert params["model"]["two_tower"]["correction"] == "streaming"
+  assert params["train"]["monitor"] == "recall@10" and params["eval"]["ks"][-1] == 100

@@ -14,7 +14,7 @@ import datetime
 import json
 import os
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -67,6 +67,42 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   with open(outcome_path, "w", encoding="utf-8") as f:
     json.dump(dataclasses.asdict(outcome), f, indent=2)
   return outcome
+
+
+# Data config of each comparison data set and the protocol "default" stands for: engagement
+# for the embedded default, implicit for MovieLens (as the SASRec literature does).
+DATASETS = {
+    "streaming_logs": ({"dataset": "streaming_logs"}, "engagement"),
+    "movielens": ({"dataset": "movielens/latest-small"}, "implicit"),
+}
+
+
+def data_configs(datasets: Sequence[str], protocols: Sequence[str], movielens_dir: str,
+                 tfds_data_dir: str = "") -> Iterator[Tuple[str, Dict[str, object]]]:
+  """(protocol, `DataConfig` overrides) of every data set and protocol of a comparison.
+
+  Args:
+    datasets: keys of `DATASETS`.
+    protocols: "default", "implicit" and/or "engagement".
+    movielens_dir: raw MovieLens latest-small files; MovieLens is skipped with a printed
+      message when the directory does not exist.
+    tfds_data_dir: where TFDS prepares the data sets ("" = TFDS default).
+  """
+  for dataset in datasets:
+    if dataset not in DATASETS:
+      raise ValueError(f"Unknown data set {dataset!r}; use {', '.join(DATASETS)}.")
+    data, default_protocol = DATASETS[dataset]
+    data = {**data, "tfds_data_dir": tfds_data_dir}
+    if dataset == "movielens":
+      if not os.path.isdir(movielens_dir):
+        print(f"Skipping MovieLens: {movielens_dir} does not exist.")
+        continue
+      data["data_dir"] = movielens_dir
+    for protocol in protocols:
+      protocol = default_protocol if protocol == "default" else protocol
+      if protocol not in ("implicit", "engagement"):
+        raise ValueError(f"Unknown protocol {protocol!r}; use default, implicit, engagement.")
+      yield protocol, {**data, "implicit": protocol == "implicit"}
 
 
 def mean_std(values: Sequence[float]) -> str:
