@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import reporting
@@ -29,6 +30,18 @@ def test_resume_reuses_a_finished_run_with_the_same_params(tmp_path):
   # Without resume a finished run is trained again.
   reporting.run_experiment(_config(tmp_path, seed=1), model_dir)
   assert os.stat(checkpoint).st_mtime_ns != written
+
+
+def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path, monkeypatch):
+  model_dir = str(tmp_path / "run")
+  reporting.run_experiment(_config(tmp_path), model_dir)
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(reporting.experiment_lib.Experiment, "fit", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True)
+  assert not os.path.exists(os.path.join(model_dir, "outcome.json"))
 
 
 def test_mean_std_formats_population_spread():

@@ -53,6 +53,8 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
     if config_lib.to_dict(config_lib.load_params(model_dir)) == config_lib.to_dict(config):
       with open(outcome_path, encoding="utf-8") as f:
         return RunOutcome(**json.load(f))
+  if os.path.exists(outcome_path):
+    os.remove(outcome_path)  # Stale: a run interrupted from here on must not look finished.
   config_lib.save_params(config, model_dir)
   experiment = experiment_lib.Experiment(config, model_dir)
   split = experiment.prepare_data()
