@@ -1,7 +1,7 @@
 r"""Trains a model, evaluates it on the validation split and saves it.
 
 Writes into --model_dir: params.yaml (the resolved config), checkpoints/, metrics_validation.json
-and TensorBoard logs (logs/validation).
+and TensorBoard logs (logs/validation); with --export_dir, also a TF Serving SavedModel version.
 
 Example:
   python experiments/train.py --model_dir=runs/popularity
@@ -22,8 +22,12 @@ from absl import logging
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.serving import export
 
 cli.define_flags()
+flags.DEFINE_string("export_dir", None, "If set, also export the trained model there as the next "
+                    "TF Serving version (see experiments/export.py).")
+flags.DEFINE_integer("export_k", 10, "Items per recommendation of the export.")
 FLAGS = flags.FLAGS
 
 
@@ -44,6 +48,9 @@ def main(argv):
   print(f"\nValidation metrics of {config.model.name}:")
   print(experiment_lib.format_table(results))
   print(f"Metrics written to {metrics_path}")
+  if FLAGS.export_dir:
+    module = export.build_module(split, model, config.data.max_len, FLAGS.export_k)
+    print(export.serving_instructions(export.save_version(module, FLAGS.export_dir)))
 
 
 if __name__ == "__main__":

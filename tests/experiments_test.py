@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 import yaml
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,8 +53,10 @@ def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
            "num_blocks: 1, feed_forward_dim: 16}}\ndata: {max_len: 10}\ntrain: {epochs: 1}\n"
            "eval: {phns_test: false}")
   output = _run("train.py", "--dataset=streaming_logs/tiny", "--model=smoe_bst",
-                f"--params_override={small}", *common)
+                f"--params_override={small}", f"--export_dir={tmp_path / 'exports'}", *common)
   assert "Validation metrics of smoe_bst" in output and "gate_weight_0" in output
+  assert f"Exported a servable model to {tmp_path / 'exports' / '1'}" in output
+  assert "saved_model_cli show" in output and ":predict" in output
   with open(os.path.join(model_dir, "params.yaml"), encoding="utf-8") as f:
     params = yaml.safe_load(f)
   assert params["model"]["name"] == "smoe_bst"
@@ -64,6 +67,18 @@ def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
   assert "Validation metrics of smoe_bst on streaming_logs/tiny" in output
   with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
     assert json.load(f) == trained  # The checkpoint restores the trained model exactly.
+
+  # Two stages: a two-tower retriever trained on the same data, re-ranked by smoe_bst.
+  retrieval_dir = str(tmp_path / "retrieval")
+  _run("train.py", "--dataset=streaming_logs/tiny", "--model=two_tower",
+       f"--params_override={small}", f"--model_dir={retrieval_dir}",
+       f"--tfds_data_dir={tfds_dir}")
+  output = _run("export.py", *common, f"--export_dir={tmp_path / 'exports'}", "--k=5",
+                f"--retrieval_model_dir={retrieval_dir}", "--num_candidates=20")
+  assert f"Exported a servable model to {tmp_path / 'exports' / '2'}" in output
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "2"))
+  answer = loaded.signatures["recommend"](history=tf.constant([["no such item"]]))
+  assert answer["item_ids"].shape == (1, 5) and answer["scores"].shape == (1, 5)
 
 
 def test_model_comparison_writes_a_table_over_seeds(tmp_path):

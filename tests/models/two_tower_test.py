@@ -127,6 +127,10 @@ def test_scores_are_cosines_and_the_index_returns_the_top_k(history_encoder):
   assert scores.shape == (3, NUM_ITEMS)
   assert np.all(np.abs(scores) <= 1.0 + 1e-5)
   assert (model.gate is not None) == (history_encoder == "smoe_bst")
+  candidates = np.array([[2, 7, 9], [30, 2, 2], [5, 6, 7]])
+  np.testing.assert_allclose(model.score_candidates(batch, candidates).numpy(),
+                             np.take_along_axis(scores, candidates, axis=1), rtol=1e-5,
+                             atol=1e-6)
   top_scores, top_items = model.index(k=5)(model.query_vector(batch))
   np.testing.assert_array_equal(top_items.numpy(), np.argsort(-scores, axis=1)[:, :5])
   np.testing.assert_allclose(top_scores.numpy(), -np.sort(-scores, axis=1)[:, :5], rtol=1e-5)

@@ -194,6 +194,12 @@ class TwoTower(tfrs.models.Model):
     return tf.matmul(self.query_vector(features, training), self.candidate_table(),
                      transpose_b=True)
 
+  def score_candidates(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor
+                       ) -> tf.Tensor:
+    """[batch, n] scores of candidate item indices [batch, n]."""
+    return tf.einsum("bd,bnd->bn", self.query_vector(features),
+                     self.candidate_tower(self.item_content(tf.cast(candidates, tf.int32))))
+
   def index(self, k: int = 100) -> tfrs.layers.factorized_top_k.BruteForce:
     """A `BruteForce` top-k index over the catalogue; query it with `query_vector(...)`."""
     index = tfrs.layers.factorized_top_k.BruteForce(k=k)

@@ -1,0 +1,67 @@
+r"""Exports a trained model of --model_dir as a TensorFlow Serving SavedModel version.
+
+Restores the ranker from --model_dir (params.yaml + checkpoint of experiments/train.py) and,
+with --retrieval_model_dir, a two-tower retriever for two-stage recommendation; writes
+<--export_dir>/<version>/ atomically (signatures recommend / serving_default,
+recommend_for_user, rank, rank_for_user, explain; see tfrs_smoe/serving/recommender_module.py)
+and prints how to serve and query it.
+
+Example:
+  python experiments/export.py --model_dir=runs/smoe_bst --export_dir=exports/smoe_bst --k=10
+  python experiments/export.py --model_dir=runs/smoe_bst --export_dir=exports/two_stage \
+      --retrieval_model_dir=runs/two_tower --num_candidates=200
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+from absl import logging
+
+from tfrs_smoe import cli
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.serving import export
+
+cli.define_flags()
+flags.DEFINE_string("export_dir", None, "Base path of the exported versions (TF Serving's "
+                    "base_path).")
+flags.DEFINE_integer("version", None, "Version number; default: one more than the newest.")
+flags.DEFINE_integer("k", 10, "Items per recommendation.")
+flags.DEFINE_string("retrieval_model_dir", None, "A trained two_tower model_dir for the first "
+                    "stage (optional).")
+flags.DEFINE_integer("num_candidates", 100, "First-stage candidates re-ranked by the ranker.")
+flags.mark_flag_as_required("export_dir")
+FLAGS = flags.FLAGS
+
+
+def _restore(model_dir: str, overrides):
+  config = cli.resolve_config(config_lib.load_params(model_dir), overrides)
+  experiment = experiment_lib.Experiment(config, model_dir)
+  split = experiment.prepare_data()
+  return config, split, experiment.restore(split)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config, split, ranker = _restore(FLAGS.model_dir, FLAGS)
+  retriever, retriever_split = None, None
+  if FLAGS.retrieval_model_dir:
+    retriever_config, retriever_split, retriever = _restore(FLAGS.retrieval_model_dir, FLAGS)
+    if retriever_config.model.name != "two_tower":
+      raise ValueError(f"--retrieval_model_dir holds a {retriever_config.model.name} model; the "
+                       "first stage must be two_tower.")
+    if retriever_config.data.max_len != config.data.max_len:
+      raise ValueError("The retriever and the ranker need the same data.max_len.")
+  module = export.build_module(split, ranker, config.data.max_len, FLAGS.k, retriever,
+                               retriever_split, FLAGS.num_candidates)
+  path = export.save_version(module, FLAGS.export_dir, FLAGS.version)
+  print(export.serving_instructions(path))
+
+
+if __name__ == "__main__":
+  app.run(main)
