@@ -204,8 +204,9 @@ def test_saved_model_cli_lists_and_runs_the_signatures(tmp_path):
   for signature in ("serving_default", "recommend", "recommend_for_user", "rank",
                     "rank_for_user", "explain"):
     assert f"signature_def['{signature}']" in shown
-  assert "inputs['history'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)" in shown
-  assert "outputs['item_ids'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, 3)" in shown
+  indent = "\n        "
+  assert f"inputs['history'] tensor_info:{indent}dtype: DT_STRING{indent}shape: (-1, -1)" in shown
+  assert f"outputs['item_ids'] tensor_info:{indent}dtype: DT_STRING{indent}shape: (-1, 3)" in shown
   ran = subprocess.run(cli + ["run", "--dir", path, "--tag_set", "serve", "--signature_def",
                               "recommend", "--input_exprs", "history=[['m01', 'm02']]"],
                        capture_output=True, text=True, timeout=300, check=True).stdout

@@ -100,5 +100,6 @@ Serve it (Docker):
   docker run -p 8501:8501 -p 8500:8500 -v {base}:/models/{model_name} \\
       -e MODEL_NAME={model_name} tensorflow/serving
 Query it (REST, row format; histories oldest first, right-padded with ""):
-  curl -d '{{"signature_name": "recommend", "instances": [{{"history": ["<item id>", "<item id>"]}}]}}' \\
+  curl -d '{{"signature_name": "recommend",
+             "instances": [{{"history": ["<item id>", "<item id>"]}}]}}' \\
       http://localhost:8501/v1/models/{model_name}:predict"""
