@@ -23,7 +23,8 @@ setuptools.setup(
         "PyYAML>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "matplotlib>=3.5", "tensorflow-serving-api==2.21.*"],
         "plots": ["matplotlib>=3.5"],
+        "serving": ["tensorflow-serving-api==2.21.*"],
     },
 )

@@ -1,0 +1,70 @@
+"""Tests of PredictClient: REST bodies, gRPC requests, and that both feed an export correctly."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrs_smoe.serving import client as client_lib
+from tfrs_smoe.serving import export
+
+import recommender_module_test as serving_test  # A sibling test module: its tiny model.
+
+
+def test_rest_bodies_in_row_and_column_format_pad_histories():
+  client = client_lib.PredictClient("recommender")
+  rows = client.rest_body("recommend_for_user", [["m1", "m2"], ["m3"]], user_ids=["a", "b"])
+  assert rows == {"signature_name": "recommend_for_user", "instances": [
+      {"history": ["m1", "m2"], "user_id": "a"}, {"history": ["m3", ""], "user_id": "b"}]}
+  columns = client.rest_body("rank", [["m1"], []], candidates=[["m5", "m6"], ["m7"]],
+                             row_format=False)
+  assert columns == {"signature_name": "rank", "inputs": {
+      "history": [["m1"], [""]], "candidates": [["m5", "m6"], ["m7", ""]]}}
+  assert client.rest_url() == "http://localhost:8501/v1/models/recommender:predict"
+  pinned = client_lib.PredictClient("recommender", version=3)
+  assert pinned.rest_url("h:1") == "http://h:1/v1/models/recommender/versions/3:predict"
+
+
+@pytest.mark.parametrize("signature, kwargs, message", [
+    ("recommend", {"candidates": [["m1"]]}, "recommend takes history."),
+    ("rank", {}, "rank takes history, candidates."),
+    ("rank_for_user", {"candidates": [["m1"]]}, "user_id"),
+    ("recommend_for_user", {"user_ids": ["a", "b"]}, "one entry per history"),
+    ("predict", {}, "Unknown signature")])
+def test_bad_requests_are_rejected_before_sending(signature, kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    client_lib.PredictClient("recommender").inputs(signature, [["m1"]], **kwargs)
+
+
+def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
+  module = serving_test._module(k=3)  # pylint: disable=protected-access
+  loaded = tf.saved_model.load(export.save_version(module, str(tmp_path / "exports")))
+  client = client_lib.PredictClient("recommender", version=1)
+  histories = [["m01", "m02", "m03"], ["m10"], []]
+  request = client.grpc_request("rank", histories, candidates=[["m05"], ["m20"], ["m01"]])
+  assert request.model_spec.name == "recommender" and request.model_spec.version.value == 1
+  assert request.model_spec.signature_name == "rank"
+  inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+  assert inputs["history"].shape == (3, 3)
+  answer = loaded.signatures["rank"](**{k: tf.constant(v) for k, v in inputs.items()})
+  expected = module.signatures()["rank"](
+      history=tf.constant([["m01", "m02", "m03"], ["m10", "", ""], ["", "", ""]]),
+      candidates=tf.constant([["m05"], ["m20"], ["m01"]]))
+  np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
+  body = client.rest_body("recommend", histories, row_format=False)
+  answer = loaded.signatures["recommend"](history=tf.constant(body["inputs"]["history"]))
+  assert answer["item_ids"].shape == (3, 3)
+
+
+def test_the_example_models_config_parses_as_a_model_server_config():
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.config import (  # pylint: disable=g-import-not-at-top
+      model_server_config_pb2)
+  path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "models.config")
+  with open(path, encoding="utf-8") as f:
+    config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+  names = [model.name for model in config.model_config_list.config]
+  assert names == ["smoe_bst", "two_stage"]
+  assert all(model.base_path == f"/models/{model.name}"
+             for model in config.model_config_list.config)
