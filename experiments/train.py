@@ -21,6 +21,7 @@ from absl import logging
 
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
+from tfrs_smoe import distribute
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.serving import export
 
@@ -28,6 +29,10 @@ cli.define_flags()
 flags.DEFINE_string("export_dir", None, "If set, also export the trained model there as the next "
                     "TF Serving version (see experiments/export.py).")
 flags.DEFINE_integer("export_k", 10, "Items per recommendation of the export.")
+flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES), "tf.distribute strategy; "
+                  "multi_worker reads the cluster from TF_CONFIG. Overrides distribute.strategy.")
+flags.DEFINE_integer("num_cpu_devices", None, "With --strategy=mirrored, split the CPU into this "
+                     "many logical devices. Overrides distribute.num_cpu_devices.")
 FLAGS = flags.FLAGS
 
 
@@ -35,14 +40,23 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = cli.resolve_config(config_lib.ExperimentConfig(), FLAGS)
-  params_path = config_lib.save_params(config, FLAGS.model_dir)
-  print(f"Resolved config written to {params_path}")
-  experiment = experiment_lib.Experiment(config, FLAGS.model_dir)
+  config = config_lib.apply_overrides(config, {"distribute": {
+      name: getattr(FLAGS, name) for name in ("strategy", "num_cpu_devices")
+      if getattr(FLAGS, name) is not None}})
+  # Before anything else runs on TensorFlow's devices, as MultiWorkerMirroredStrategy requires.
+  strategy = distribute.make_strategy(config.distribute)
+  chief = distribute.is_chief()
+  if chief:
+    params_path = config_lib.save_params(config, FLAGS.model_dir)
+    print(f"Resolved config written to {params_path}")
+  experiment = experiment_lib.Experiment(config, FLAGS.model_dir, strategy)
   split = experiment.prepare_data()
   print(f"Data {config.data.dataset} ({config.data.split}, "
         f"{'implicit' if config.data.implicit else 'engagement'} protocol): "
         f"{experiment_lib.describe_split(split)}")
   model = experiment.fit(split, progress=True)
+  if not chief:
+    return
   results = experiment.evaluate(model, split, "validation", progress=True)
   metrics_path = experiment.write_results(results, "validation")
   print(f"\nValidation metrics of {config.model.name}:")

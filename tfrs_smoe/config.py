@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from tfrs_smoe import distribute as distribute_lib
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import smoe_bst
@@ -142,6 +143,7 @@ class ExperimentConfig:
     model: model choice.
     train: optimisation.
     eval: evaluation.
+    distribute: the tf.distribute strategy of training.
     seed: global seed (TensorFlow, NumPy, shuffling).
   """
 
@@ -149,6 +151,8 @@ class ExperimentConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  distribute: distribute_lib.DistributeConfig = dataclasses.field(
+      default_factory=distribute_lib.DistributeConfig)
   seed: int = 0
 
 

@@ -10,12 +10,15 @@ The order is fixed and shared by `experiments/train.py` and `experiments/evaluat
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
+from tfrs_smoe import distribute
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.data import item_features
 from tfrs_smoe.data import schema
@@ -68,9 +71,11 @@ class Experiment:
     >>> print(format_table(experiment.evaluate(model, split, "validation")))
   """
 
-  def __init__(self, config: config_lib.ExperimentConfig, model_dir: str):
+  def __init__(self, config: config_lib.ExperimentConfig, model_dir: str,
+               strategy: Optional[tf.distribute.Strategy] = None):
     self.config = config
     self.model_dir = model_dir
+    self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
 
   def prepare_data(self, log: Optional[schema.WatchLog] = None) -> splits_lib.Split:
     """Loads the configured log (unless given) and splits it."""
@@ -98,14 +103,13 @@ class Experiment:
     encoder = model_config.encoder
     max_len = self.config.data.max_len
     tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
-    inputs = {"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)}
     if name == "two_tower":
       train = split.train
       counts = np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
       model = two_tower.TwoTower(split.item_vocabulary.size, split.user_vocabulary.size,
                                  tables.as_dict(), encoder, model_config.two_tower,
                                  max_len=max_len, candidate_counts=counts)
-      model(inputs)
+      model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
       return model
     if name == "bst":
       encoder = dataclasses.replace(encoder, expert_windows=(0,))
@@ -114,7 +118,7 @@ class Experiment:
                        "use model name bst for one expert.")
     model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
                              tables.as_dict(), encoder, model_config.task, max_len=max_len)
-    model(inputs)
+    model.initialize()
     return model
 
   def fit(self, split: splits_lib.Split, progress: bool = False) -> tf.keras.Model:
@@ -126,15 +130,30 @@ class Experiment:
     keeping the best weights.
     """
     tf.keras.utils.set_random_seed(self.config.seed)
-    model = self.build_model(split)
-    train = split.train
-    if isinstance(model, popularity.PopularityModel):
-      model.fit_counts(train.item[train.positive])
-    else:
-      dataset = (self._two_tower_dataset(split) if isinstance(model, two_tower.TwoTower)
-                 else self._sequence_dataset(split))
-      self._fit_validated(model, dataset, split, progress)
-    tf.train.Checkpoint(model=model).write(self._checkpoint_path())
+    # Only the chief writes the run's artifacts; other workers write theirs (which every
+    # worker must, for the collective ops of saving) into a directory removed afterwards.
+    output_dir = self.model_dir
+    if not distribute.is_chief():
+      output_dir = tempfile.mkdtemp(prefix="worker_", dir=self.model_dir)
+    with self.strategy.scope():
+      model = self.build_model(split)
+      train = split.train
+      if isinstance(model, popularity.PopularityModel):
+        model.fit_counts(train.item[train.positive])
+      else:
+        dataset = (self._two_tower_dataset(split) if isinstance(model, two_tower.TwoTower)
+                   else self._sequence_dataset(split))
+        if self.strategy.num_replicas_in_sync > 1:
+          dataset = distribute.data_sharded(dataset)
+        self._fit_validated(model, dataset, split, progress, output_dir)
+    tf.train.Checkpoint(model=model).write(os.path.join(output_dir, "checkpoints", "model"))
+    history = getattr(model, "history", None)
+    if history is not None and history.history:
+      with open(os.path.join(output_dir, "history.json"), "w", encoding="utf-8") as f:
+        json.dump({name: [float(v) for v in values] for name, values in history.history.items()},
+                  f, indent=2)
+    if output_dir != self.model_dir:
+      shutil.rmtree(output_dir, ignore_errors=True)
     return model
 
   def _sequence_dataset(self, split: splits_lib.Split) -> tf.data.Dataset:
@@ -161,9 +180,11 @@ class Experiment:
     if config.min_engagement > 0:
       windows = windows.filter(
           lambda example: example["target_engagement"][0] >= config.min_engagement)
+    # The softmax gathers every replica's candidates, which needs equal per-replica batches.
+    drop_remainder = self.strategy.num_replicas_in_sync > 1
     if not config.time_ordered:
       return pipeline.batched(windows.cache(), training.batch_size,
-                              shuffle_seed=self.config.seed)
+                              shuffle_seed=self.config.seed, drop_remainder=drop_remainder)
     columns = {name: [] for name in windows.element_spec}
     for chunk in windows.batch(65_536):
       for name, values in chunk.items():
@@ -172,10 +193,10 @@ class Experiment:
     order = np.argsort(columns["timestamp"], kind="stable")
     return tf.data.Dataset.from_tensor_slices(
         {name: values[order] for name, values in columns.items()}).batch(
-            training.batch_size).prefetch(tf.data.AUTOTUNE)
+            training.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
   def _fit_validated(self, model: tf.keras.Model, dataset: tf.data.Dataset,
-                     split: splits_lib.Split, progress: bool) -> None:
+                     split: splits_lib.Split, progress: bool, output_dir: str) -> None:
     """Adam on `dataset`, validation by full ranking, early stopping, TensorBoard logs."""
     data, training = self.config.data, self.config.train
     model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
@@ -188,7 +209,7 @@ class Experiment:
       callbacks.append(tf.keras.callbacks.EarlyStopping(
           f"val_{training.monitor}", mode="max", restore_best_weights=True,
           patience=training.early_stopping_patience * training.validate_every))
-    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(self.model_dir, "logs", "train"),
+    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
                                                     write_graph=False))
     model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2 if progress else 0)
 

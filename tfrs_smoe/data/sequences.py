@@ -167,9 +167,9 @@ class SequencePipeline:
 
   @staticmethod
   def batched(dataset: tf.data.Dataset, batch_size: int, shuffle_seed: Optional[int] = None,
-              shuffle_buffer: int = 100_000) -> tf.data.Dataset:
+              shuffle_buffer: int = 100_000, drop_remainder: bool = False) -> tf.data.Dataset:
     """Shuffles (when a seed is given), batches and prefetches a training dataset."""
     if shuffle_seed is not None:
       dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed,
                                 reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -4,6 +4,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from tfrs_smoe import distribute
+
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
 class AdaptiveGate(tf.keras.layers.Layer):
@@ -90,8 +92,10 @@ class AdaptiveGate(tf.keras.layers.Layer):
     count = tf.maximum(tf.reduce_sum(weights), 1.0)
     entropy = -tf.reduce_sum(alpha * tf.math.log(alpha + 1e-12), axis=-1)
     if self.entropy_weight > 0:
+      # Divided by the positions of all replicas: the replicas' gradients sum to the global mean.
       self.add_loss(self.entropy_weight * tf.reduce_sum(
-          weights * tf.square(entropy - self.target_entropy)) / count)
+          weights * tf.square(entropy - self.target_entropy))
+                    / tf.maximum(distribute.global_sum(tf.reduce_sum(weights)), 1.0))
     self.add_metric(tf.reduce_sum(weights * entropy) / count, name="gate_entropy")
     mean_alpha = tf.reduce_sum(weights[..., tf.newaxis] * alpha,
                                axis=tf.range(tf.rank(alpha) - 1)) / count

@@ -31,7 +31,9 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
     converges to B = 1/k, so p counts occurrences rather than saturating at 1.
   - `call` updates with the batch first and then reads, so a batch's own candidates count.
   - The step comes from the caller (the optimizer's global step), so replicas and restarts agree
-    on it; A and B are non-trainable variables saved with every checkpoint.
+    on it; A and B are non-trainable variables saved with every checkpoint. Under a
+    tf.distribute strategy the caller passes the ids of the whole global batch, so every
+    replica applies the same update.
   - Integer ids hash as ((a * id + b) mod (2^31 - 1)) mod num_buckets with (a, b) drawn from
     `seed` per hash function; string ids use `tf.strings.to_hash_bucket_strong` with a key per
     hash function.
@@ -83,12 +85,16 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
 
   def build(self, input_shape):
     # Flat [num_hashes * num_buckets] arrays: every hash function updates in one scatter.
+    # Every replica applies the same update (the ids of the global batch), so the first
+    # replica's write stands for all of them.
     self.last_step = self.add_weight(
         name="last_step", shape=[self.num_hashes * self.num_buckets], dtype=tf.float32,
-        initializer="zeros", trainable=False)
+        initializer="zeros", trainable=False,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.gap = self.add_weight(
         name="gap", shape=[self.num_hashes * self.num_buckets], dtype=tf.float32,
-        initializer=tf.keras.initializers.Constant(self.initial_gap), trainable=False)
+        initializer=tf.keras.initializers.Constant(self.initial_gap), trainable=False,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     super().build(input_shape)
 
   def slots(self, ids: tf.Tensor) -> tf.Tensor:
@@ -113,8 +119,9 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
     gap = (decay * tf.gather(self.gap, slots)
            + self.learning_rate * (step - tf.gather(self.last_step, slots)))
     gap *= tf.pow(decay, tf.cast(counts - 1, tf.float32))
-    self.gap.scatter_nd_update(slots[:, tf.newaxis], gap)
-    self.last_step.scatter_nd_update(slots[:, tf.newaxis], tf.fill(tf.shape(slots), step))
+    # scatter_update (not scatter_nd_update) also works on mirrored variables.
+    self.gap.scatter_update(tf.IndexedSlices(gap, slots))
+    self.last_step.scatter_update(tf.IndexedSlices(tf.fill(tf.shape(slots), step), slots))
 
   def probability(self, ids: tf.Tensor) -> tf.Tensor:
     """[...] p = 1 / (max over hash functions of B at the buckets of `ids` [...])."""

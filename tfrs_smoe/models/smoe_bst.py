@@ -119,6 +119,14 @@ class SMoEBST(tfrs.models.Model):
            tf.keras.layers.Dense(1, activation="sigmoid")], name="completion")
     self.task = engagement_multitask.EngagementMultitask(task_config, self.scorer)
 
+  def initialize(self) -> None:
+    """Creates every weight now: a first call, then the completion head (built last so that the
+    other layers draw their initial values as before). Compiling under a tf.distribute strategy
+    and copying weights need them all."""
+    self({"history": tf.zeros([1, self.max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
+    if self.completion_head is not None:
+      self.predict_completion(tf.zeros([1, self.dim]), tf.zeros([1, self.dim]))
+
   @property
   def dim(self) -> int:
     return self.content.output_dim

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrs_smoe import distribute
 from tfrs_smoe.layers import adaptive_gate
 from tfrs_smoe.layers import content_embedding
 from tfrs_smoe.layers import frequency_estimator
@@ -208,9 +209,11 @@ class TwoTower(tfrs.models.Model):
 
   def sampling_probability(self, candidates: tf.Tensor, training: bool = False
                            ) -> Optional[tf.Tensor]:
-    """[batch] per-example sampling probability of each candidate, None without correction.
+    """[n] per-example sampling probability of each candidate, None without correction.
 
-    With "streaming", training updates the estimator at the optimizer's step first.
+    With "streaming", training first updates the estimator with `candidates` (the global
+    batch's) at the optimizer's step; per-step estimates are divided by the number of
+    candidates, the global batch size.
     """
     if self.candidate_probability is not None:
       return tf.gather(self.candidate_probability, candidates)
@@ -221,12 +224,20 @@ class TwoTower(tfrs.models.Model):
     return per_step / tf.cast(tf.shape(candidates)[0], tf.float32)
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    """The in-batch softmax over the candidates of every replica (one device: the batch's).
+
+    Each replica's queries score the candidates of the whole global batch (its own first, so
+    the labels stay the diagonal); the summed loss over replicas is one device's loss on the
+    global batch.
+    """
     candidates = tf.cast(features["targets"][:, 0], tf.int32)
     weights = features["target_weights"][:, 0]
     if self.config.reward_weighting:
       weights *= features["target_engagement"][:, 0]
+    all_candidates = distribute.gather_local_first(candidates)
     return self.task(self.query_vector(features, training),
-                     self.candidate_vector(candidates, training), sample_weight=weights,
-                     candidate_sampling_probability=self.sampling_probability(candidates,
+                     distribute.gather_local_first(self.candidate_vector(candidates, training)),
+                     sample_weight=weights,
+                     candidate_sampling_probability=self.sampling_probability(all_candidates,
                                                                               training),
-                     candidate_ids=candidates, compute_metrics=False)
+                     candidate_ids=all_candidates, compute_metrics=False)

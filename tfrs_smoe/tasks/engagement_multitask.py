@@ -6,6 +6,7 @@ from typing import Optional
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrs_smoe import distribute
 from tfrs_smoe.evaluation import metrics as metrics_lib
 from tfrs_smoe.layers import candidate_scorer
 
@@ -46,6 +47,15 @@ class MultitaskConfig:
     weights = (self.softmax_weight, self.ctr_weight, self.hinge_weight, self.completion_weight)
     if min(weights) < 0 or self.num_negatives < 1:
       raise ValueError("loss weights must be >= 0 and num_negatives >= 1.")
+
+
+def _mean(total: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
+  """This replica's share of a weighted mean over the global batch (the mean on one device).
+
+  Dividing by the weights summed over all replicas makes the replicas' summed gradients equal
+  one device's gradient of the mean over the whole global batch.
+  """
+  return tf.math.divide_no_nan(total, distribute.global_sum(denominator))
 
 
 def engagement_weights(engagement: tf.Tensor, slope: float, threshold: float) -> tf.Tensor:
@@ -123,22 +133,24 @@ class EngagementMultitask(tf.keras.layers.Layer):
       total = (tf.reduce_sum(weights * bce(tf.ones_like(positive_scores), positive_scores))
                + tf.reduce_sum(negative_valid * bce(tf.zeros_like(negative_scores),
                                                     negative_scores)))
-      losses["ctr"] = (config.ctr_weight, tf.math.divide_no_nan(
+      losses["ctr"] = (config.ctr_weight, _mean(
           total, tf.reduce_sum(weights) + tf.reduce_sum(negative_valid)))
     if config.hinge_weight > 0:
       pair_weights = weights[:, :, tf.newaxis] * negative_valid[:, tf.newaxis, :]
       margins = tf.nn.relu(config.hinge_margin - (positive_scores[:, :, tf.newaxis]
                                                   - negative_scores[:, tf.newaxis, :]))
-      losses["hinge"] = (config.hinge_weight, tf.math.divide_no_nan(
+      losses["hinge"] = (config.hinge_weight, _mean(
           tf.reduce_sum(pair_weights * margins), tf.reduce_sum(pair_weights)))
     if config.completion_weight > 0 and completion is not None:
       present = tf.cast(target_weights[:, 0] > 0, query.dtype)
-      losses["completion"] = (config.completion_weight, tf.math.divide_no_nan(
+      losses["completion"] = (config.completion_weight, _mean(
           tf.reduce_sum(present * tf.square(completion - target_engagement[:, 0])),
           tf.reduce_sum(present)))
     total_loss = tf.constant(0.0)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     for name, (weight, loss) in losses.items():
-      self.add_metric(loss, name=f"loss_{name}")
+      # Each replica holds its share of the global mean; the metric averages the replicas.
+      self.add_metric(loss * replicas, name=f"loss_{name}")
       total_loss += weight * loss
     return total_loss
 
@@ -162,7 +174,7 @@ class EngagementMultitask(tf.keras.layers.Layer):
       cross_entropy = tf.reduce_logsumexp(logits, axis=-1) - positive_scores
     else:
       return self._in_batch_loss(query, targets, weights, item_table)
-    return tf.math.divide_no_nan(tf.reduce_sum(weights * cross_entropy), tf.reduce_sum(weights))
+    return _mean(tf.reduce_sum(weights * cross_entropy), tf.reduce_sum(weights))
 
   def _in_batch_loss(self, query, targets, weights, item_table):
     """tfrs Retrieval over every (row, target) pair; a row's other targets are masked out."""
@@ -177,4 +189,4 @@ class EngagementMultitask(tf.keras.layers.Layer):
                            sample_weight=pair_weights, candidate_ids=candidate_ids,
                            compute_metrics=False, compute_batch_metrics=False,
                            score_mask=score_mask)
-    return tf.math.divide_no_nan(loss, tf.reduce_sum(pair_weights))
+    return _mean(loss, tf.reduce_sum(pair_weights))
