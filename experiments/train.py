@@ -63,8 +63,10 @@ def main(argv):
   print(experiment_lib.format_table(results))
   print(f"Metrics written to {metrics_path}")
   if FLAGS.export_dir:
-    module = export.build_module(split, model, config.data.max_len, FLAGS.export_k)
-    print(export.serving_instructions(export.save_version(module, FLAGS.export_dir)))
+    with strategy.scope():
+      module = export.build_module(split, model, config.data.max_len, FLAGS.export_k)
+      path = export.save_version(module, FLAGS.export_dir)
+    print(export.serving_instructions(path))
 
 
 if __name__ == "__main__":

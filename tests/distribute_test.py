@@ -6,6 +6,7 @@ distributed runs happen in fresh processes.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -101,6 +102,91 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(tmp_path):
     for step_default, step_mirrored in zip(default, mirrored):
       assert step_mirrored == pytest.approx(step_default, rel=1e-4, abs=1e-5), name
     assert answers[name]["max_weight_difference"] < 1e-4, name
+
+
+# One worker of a two-worker cluster (TF_CONFIG from the environment): trains smoe_bst for 3
+# global batches from the given weights; the chief writes the loss trajectory as JSON.
+_WORKER = r"""
+import json, os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tensorflow as tf
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import distribute
+from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.data import synthetic
+
+name, output = sys.argv[1], sys.argv[2]
+strategy = distribute.make_strategy(distribute.DistributeConfig(sys.argv[3]))
+log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(num_users=60, num_titles=80))
+config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+    "data": {"max_len": 8}, "train": {"batch_size": 32},
+    "model": {"name": name, "encoder": {
+        "item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4, "expert_windows": [2, 0],
+        "num_blocks": 1, "feed_forward_dim": 16, "dropout": 0.0, "gate_noise_stddev": 0.0},
+        "task": {"ctr_weight": 0.0, "hinge_weight": 0.0},
+        "two_tower": {"query_hidden_units": [16], "candidate_hidden_units": [16],
+                      "correction": "streaming", "num_buckets": 500}}})
+experiment = experiment_lib.Experiment(config, "/tmp/unused", strategy)
+split = experiment.prepare_data(log)
+dataset = (experiment._two_tower_dataset(split) if name == "two_tower"
+           else experiment._sequence_dataset(split))
+batches = list(dataset.take(3))
+tf.keras.utils.set_random_seed(0)
+scorer = experiment_lib.Experiment(config, "/tmp/unused").build_model(split)
+with strategy.scope():
+  tf.keras.utils.set_random_seed(0)
+  model = experiment.build_model(split)
+  model.compile(tf.keras.optimizers.SGD(0.5))
+model.set_weights(scorer.get_weights())  # Every worker starts from the same weights.
+losses = []
+for batch in batches:
+  model.fit(distribute.data_sharded(tf.data.Dataset.from_tensors(batch)), epochs=1, verbose=0)
+  scorer.set_weights(model.get_weights())
+  losses.append([float(scorer.compute_loss(b)) + float(sum(scorer.losses)) for b in batches])
+if distribute.is_chief():
+  json.dump({"replicas": strategy.num_replicas_in_sync, "losses": losses}, open(output, "w"))
+"""
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_two_local_workers_train_like_one_device(tmp_path):
+  script = tmp_path / "worker.py"
+  script.write_text(_WORKER)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("TF_CONFIG", None)
+  one_device = subprocess.run([sys.executable, str(script), "smoe_bst",
+                               str(tmp_path / "default.json"), "default"],
+                              capture_output=True, text=True, env=env, timeout=600, check=False)
+  assert one_device.returncode == 0, one_device.stderr[-3000:]
+  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+  processes = []
+  for index in range(2):
+    worker_env = dict(env, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    processes.append(subprocess.Popen(
+        [sys.executable, str(script), "smoe_bst", str(tmp_path / "multi_worker.json"),
+         "multi_worker"], env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True))
+  for process in processes:
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+  default = json.loads((tmp_path / "default.json").read_text())
+  multi_worker = json.loads((tmp_path / "multi_worker.json").read_text())
+  assert default["replicas"] == 1 and multi_worker["replicas"] == 2
+  assert abs(default["losses"][-1][0] - default["losses"][0][0]) > 1e-3
+  for step_default, step_workers in zip(default["losses"], multi_worker["losses"]):
+    assert step_workers == pytest.approx(step_default, rel=1e-4, abs=1e-5)
 
 
 def test_strategy_settings_are_checked():

@@ -149,3 +149,22 @@ def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
     params = yaml.safe_load(f)
   assert params["model"]["two_tower"]["correction"] == "streaming"
   assert params["train"]["monitor"] == "recall@10" and params["eval"]["ks"][-1] == 100
+
+
+def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
+  model_dir = tmp_path / "run"
+  small = ("model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
+           "num_blocks: 1, feed_forward_dim: 16}}\ndata: {max_len: 10}\ntrain: {epochs: 2}\n"
+           "eval: {phns_test: false}")
+  output = _run("train.py", "--dataset=streaming_logs/tiny", "--model=smoe_bst",
+                "--strategy=mirrored", "--num_cpu_devices=2", f"--params_override={small}",
+                f"--model_dir={model_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+                f"--export_dir={tmp_path / 'exports'}")
+  assert "Validation metrics of smoe_bst" in output
+  assert os.path.exists(tmp_path / "exports" / "1" / "saved_model.pb")
+  with open(model_dir / "params.yaml", encoding="utf-8") as f:
+    assert yaml.safe_load(f)["distribute"] == {"strategy": "mirrored", "num_cpu_devices": 2}
+  with open(model_dir / "history.json", encoding="utf-8") as f:
+    history = json.load(f)
+  assert len(history["loss_softmax"]) == 2 and len(history["val_ndcg@10"]) == 2
+  assert history["loss_softmax"][1] < history["loss_softmax"][0]

@@ -231,6 +231,12 @@ class Experiment:
     """Full-ranking (and PHNS-test) metrics of `model` on split.validation or split.test."""
     if subset not in ("validation", "test"):
       raise ValueError(f"subset must be validation or test, got {subset!r}.")
+    # A model trained under a strategy is scored in that strategy's (cross-replica) scope.
+    with self.strategy.scope():
+      return self._evaluate(model, split, subset, progress)
+
+  def _evaluate(self, model: tf.keras.Model, split: splits_lib.Split, subset: str,
+                progress: bool) -> Results:
     examples = getattr(split, subset)
     evaluation = self.config.eval
     max_len = self.config.data.max_len

@@ -96,6 +96,10 @@ class AdaptiveGate(tf.keras.layers.Layer):
       self.add_loss(self.entropy_weight * tf.reduce_sum(
           weights * tf.square(entropy - self.target_entropy))
                     / tf.maximum(distribute.global_sum(tf.reduce_sum(weights)), 1.0))
+    if tf.distribute.in_cross_replica_context():
+      # A distributed model called outside its training steps (scoring, evaluation): its
+      # per-replica metric variables cannot be updated here, and nothing is being trained.
+      return mixed, alpha
     self.add_metric(tf.reduce_sum(weights * entropy) / count, name="gate_entropy")
     mean_alpha = tf.reduce_sum(weights[..., tf.newaxis] * alpha,
                                axis=tf.range(tf.rank(alpha) - 1)) / count
