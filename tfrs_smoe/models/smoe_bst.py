@@ -164,8 +164,14 @@ class SMoEBST(tfrs.models.Model):
 
   def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
     """[batch, num_items] scores of the whole catalogue."""
+    return self.score_catalogue(features, self.item_table(), training)
+
+  def score_catalogue(self, features: Dict[str, tf.Tensor], table: tf.Tensor,
+                      training: Optional[bool] = None) -> tf.Tensor:
+    """[batch, num_items] scores against a precomputed `item_table()` [num_items, dim]
+    (serving computes the table once, not per request)."""
     users, _ = self.user_vector(features, training)
-    return self.scorer.score_all(users, self.item_table())
+    return self.scorer.score_all(users, table)
 
   def score_candidates(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor
                        ) -> tf.Tensor:

@@ -190,10 +190,18 @@ class TwoTower(tfrs.models.Model):
     """[num_items, embedding_dim] embeddings of the whole catalogue."""
     return self.candidate_vector(tf.range(self.num_items))
 
+  def item_table(self) -> tf.Tensor:
+    """[num_items, embedding_dim] the catalogue's candidate embeddings (`candidate_table`)."""
+    return self.candidate_table()
+
   def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
     """[batch, num_items] scores (cosine similarities) of the whole catalogue."""
-    return tf.matmul(self.query_vector(features, training), self.candidate_table(),
-                     transpose_b=True)
+    return self.score_catalogue(features, self.candidate_table(), training)
+
+  def score_catalogue(self, features: Dict[str, tf.Tensor], table: tf.Tensor,
+                      training: Optional[bool] = None) -> tf.Tensor:
+    """[batch, num_items] scores against a precomputed `candidate_table()`."""
+    return tf.matmul(self.query_vector(features, training), table, transpose_b=True)
 
   def score_candidates(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor
                        ) -> tf.Tensor:

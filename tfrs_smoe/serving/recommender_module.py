@@ -35,7 +35,8 @@ class RecommenderModule(tf.Module):
   - `explain` (rankers with a gate): history -> expert_weights [batch, num_experts].
 
   Args:
-    ranker: a trained `SMoEBST` or `TwoTower` (a model with `call`, `score_candidates`).
+    ranker: a trained `SMoEBST` or `TwoTower` (a model with `item_table`, `score_catalogue`
+      and `score_candidates`).
     item_ids: [num_items - 2] raw item ids in index order (`IdVocabulary.ids`).
     user_ids: raw user ids in index order.
     popularity: [num_items] training positives per item index (the fallback's ranking).
@@ -68,6 +69,11 @@ class RecommenderModule(tf.Module):
     self.k = k
     self.num_candidates = num_candidates
     self.num_items = num_items
+    # The catalogue's vectors do not depend on the request: computed once, saved with the
+    # export, not recomputed for every call.
+    self._ranker_items = tf.Variable(ranker.item_table(), trainable=False, name="ranker_items")
+    self._retriever_items = (None if retriever is None else tf.Variable(
+        retriever.item_table(), trainable=False, name="retriever_items"))
     self._item_table = _lookup_table(item_ids)
     self._user_table = _lookup_table(user_ids)
     self._item_ids = tf.constant(np.concatenate([["", "[UNK]"], np.asarray(item_ids, str)]))
@@ -108,8 +114,11 @@ class RecommenderModule(tf.Module):
     has_history = tf.reduce_any(features["history"] > PADDING_INDEX, axis=1)
     excluded = self._excluded(features)
     popular = tf.broadcast_to(self._popularity, tf.shape(excluded))
-    first_stage = self.retriever if self.retriever is not None else self.ranker
-    scores = tf.where(has_history[:, tf.newaxis], first_stage(features), popular)
+    if self.retriever is None:
+      model_scores = self.ranker.score_catalogue(features, self._ranker_items)
+    else:
+      model_scores = self.retriever.score_catalogue(features, self._retriever_items)
+    scores = tf.where(has_history[:, tf.newaxis], model_scores, popular)
     scores = tf.where(excluded, -np.inf, scores)
     if self.retriever is None:
       top_scores, top_items = tf.math.top_k(scores, k=self.k)
