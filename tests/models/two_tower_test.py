@@ -170,3 +170,18 @@ def test_bad_configs_are_rejected():
     two_tower.TwoTowerConfig(temperature=0.0)
   with pytest.raises(ValueError, match="candidate_counts"):
     _model("counts")
+
+
+def test_scann_index_works_or_says_why_not():
+  model = _model()
+  reason = two_tower.scann_unavailable_reason()
+  if reason:
+    with pytest.raises(RuntimeError, match="ScaNN is not available"):
+      model.index(k=5, scann=True)
+    return
+  batch = _batch([2, 3])
+  _, approximate = model.index(k=5, scann=True)(model.query_vector(batch))
+  _, exact = model.index(k=5)(model.query_vector(batch))
+  overlap = np.mean([len(set(a) & set(e)) / 5 for a, e in zip(approximate.numpy(),
+                                                              exact.numpy())])
+  assert overlap >= 0.6
