@@ -60,7 +60,7 @@ def main(argv):
   module = export.build_module(split, ranker, config.data.max_len, FLAGS.k, retriever,
                                retriever_split, FLAGS.num_candidates)
   path = export.save_version(module, FLAGS.export_dir, FLAGS.version)
-  print(export.serving_instructions(path))
+  print(export.serving_instructions(path, module.most_popular_ids))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main(argv):
     with strategy.scope():
       module = export.build_module(split, model, config.data.max_len, FLAGS.export_k)
       path = export.save_version(module, FLAGS.export_dir)
-    print(export.serving_instructions(path))
+    print(export.serving_instructions(path, module.most_popular_ids))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Example:
   >>> print(serving_instructions(path))
 """
 
+import json
 import os
 import uuid
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -52,10 +53,16 @@ def save_version(module: recommender_module.RecommenderModule, export_base: str,
                           "--version or leave it out to take the next one.")
   tf.io.gfile.makedirs(export_base)
   temporary = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex}")
+  logger = tf.get_logger()
+  level = logger.level
+  # Keras warns about every training-only layer (tasks) it does not serialise; serving does
+  # not need them.
+  logger.setLevel("ERROR")
   try:
     tf.saved_model.save(module, temporary, signatures=module.signatures())
     tf.io.gfile.rename(temporary, final)
   finally:
+    logger.setLevel(level)
     if tf.io.gfile.exists(temporary):
       tf.io.gfile.rmtree(temporary)
   return final
@@ -90,9 +97,15 @@ def build_module(split, ranker: tf.keras.Model, max_len: int, k: int = 10,
       retriever, num_candidates)
 
 
-def serving_instructions(path: str, model_name: str = "recommender") -> str:
-  """How to serve the export at `path` with TF Serving and query it, as printable text."""
+def serving_instructions(path: str, example_history: Sequence[str] = ("<item id>",)) -> str:
+  """How to serve the export at `path` with TF Serving and query it, as printable text.
+
+  The model's name in TF Serving is the base directory's name (exports/smoe_bst -> smoe_bst).
+  """
   base = os.path.abspath(os.path.dirname(path))
+  model_name = os.path.basename(base)
+  history = json.dumps({"signature_name": "recommend",
+                        "instances": [{"history": list(example_history)}]})
   return f"""Exported a servable model to {os.path.abspath(path)}
 Inspect it:
   saved_model_cli show --dir {os.path.abspath(path)} --all
@@ -100,6 +113,5 @@ Serve it (Docker):
   docker run -p 8501:8501 -p 8500:8500 -v {base}:/models/{model_name} \\
       -e MODEL_NAME={model_name} tensorflow/serving
 Query it (REST, row format; histories oldest first, right-padded with ""):
-  curl -d '{{"signature_name": "recommend",
-             "instances": [{{"history": ["<item id>", "<item id>"]}}]}}' \\
+  curl -d '{history}' \\
       http://localhost:8501/v1/models/{model_name}:predict"""

@@ -77,6 +77,9 @@ class RecommenderModule(tf.Module):
     self._item_table = _lookup_table(item_ids)
     self._user_table = _lookup_table(user_ids)
     self._item_ids = tf.constant(np.concatenate([["", "[UNK]"], np.asarray(item_ids, str)]))
+    self.most_popular_ids = [str(item_ids[i - FIRST_ITEM_INDEX]) for i in
+                             np.argsort(-np.asarray(popularity), kind="stable")[:3]
+                             if i >= FIRST_ITEM_INDEX]
     # log(1 + count) keeps the fallback's scores on a readable scale; only their order matters.
     self._popularity = tf.constant(np.log1p(np.asarray(popularity, np.float32)))
 
