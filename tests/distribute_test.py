@@ -16,25 +16,14 @@ from tfrs_smoe import distribute
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Trains the same model from the same weights on the same global batches with the default
-# strategy and with MirroredStrategy over 2 logical CPUs; prints both trajectories as JSON.
-_SAME_STEPS = r"""
-import json, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-import numpy as np
-import tensorflow as tf
+_CONFIG = r"""
 from tfrs_smoe import config as config_lib
-from tfrs_smoe import distribute
-from tfrs_smoe import experiment as experiment_lib
-from tfrs_smoe.data import synthetic
 
-mirrored = distribute.make_strategy(distribute.DistributeConfig("mirrored", num_cpu_devices=2))
-log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(num_users=60, num_titles=80))
-answers = {"replicas": mirrored.num_replicas_in_sync}
-for name in ("smoe_bst", "two_tower"):
+
+def tiny_config(name):
   # No dropout, no gate noise and no replica-local in-batch CTR/hinge negatives: every other
   # term is a global mean (or the two-tower softmax over the gathered global batch).
-  config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+  return config_lib.apply_overrides(config_lib.ExperimentConfig(), {
       "data": {"max_len": 8}, "train": {"batch_size": 32},
       "model": {"name": name, "encoder": {
           "item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4, "expert_windows": [2, 0],
@@ -43,6 +32,24 @@ for name in ("smoe_bst", "two_tower"):
           "two_tower": {"query_hidden_units": [16], "candidate_hidden_units": [16],
                         "correction": "streaming", "num_buckets": 500,
                         "estimator_learning_rate": 0.3}}})
+"""
+
+# Trains the same model from the same weights on the same global batches with the default
+# strategy and with MirroredStrategy over 2 logical CPUs; prints both trajectories as JSON.
+_SAME_STEPS = r"""
+import json, os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tensorflow as tf
+from tfrs_smoe import distribute
+from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.data import synthetic
+
+mirrored = distribute.make_strategy(distribute.DistributeConfig("mirrored", num_cpu_devices=2))
+log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(num_users=60, num_titles=80))
+answers = {"replicas": mirrored.num_replicas_in_sync}
+for name in ("smoe_bst", "two_tower"):
+  config = tiny_config(name)
   default = experiment_lib.Experiment(config, "/tmp/unused")
   split = default.prepare_data(log)
   dataset = (default._two_tower_dataset(split) if name == "two_tower"
@@ -85,7 +92,7 @@ print(json.dumps(answers))
 
 def test_mirrored_training_on_two_logical_cpus_matches_one_device(tmp_path):
   script = tmp_path / "same_steps.py"
-  script.write_text(_SAME_STEPS)
+  script.write_text(_CONFIG + _SAME_STEPS)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
              PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
@@ -111,7 +118,6 @@ import json, os, sys
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import numpy as np
 import tensorflow as tf
-from tfrs_smoe import config as config_lib
 from tfrs_smoe import distribute
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import synthetic
@@ -119,14 +125,7 @@ from tfrs_smoe.data import synthetic
 name, output = sys.argv[1], sys.argv[2]
 strategy = distribute.make_strategy(distribute.DistributeConfig(sys.argv[3]))
 log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(num_users=60, num_titles=80))
-config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-    "data": {"max_len": 8}, "train": {"batch_size": 32},
-    "model": {"name": name, "encoder": {
-        "item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4, "expert_windows": [2, 0],
-        "num_blocks": 1, "feed_forward_dim": 16, "dropout": 0.0, "gate_noise_stddev": 0.0},
-        "task": {"ctr_weight": 0.0, "hinge_weight": 0.0},
-        "two_tower": {"query_hidden_units": [16], "candidate_hidden_units": [16],
-                      "correction": "streaming", "num_buckets": 500}}})
+config = tiny_config(name)
 experiment = experiment_lib.Experiment(config, "/tmp/unused", strategy)
 split = experiment.prepare_data(log)
 dataset = (experiment._two_tower_dataset(split) if name == "two_tower"
@@ -161,7 +160,7 @@ def _free_ports(count):
 
 def test_two_local_workers_train_like_one_device(tmp_path):
   script = tmp_path / "worker.py"
-  script.write_text(_WORKER)
+  script.write_text(_CONFIG + _WORKER)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
              PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("TF_CONFIG", None)

@@ -146,7 +146,7 @@ class Experiment:
         if self.strategy.num_replicas_in_sync > 1:
           dataset = distribute.data_sharded(dataset)
         self._fit_validated(model, dataset, split, progress, output_dir)
-    tf.train.Checkpoint(model=model).write(os.path.join(output_dir, "checkpoints", "model"))
+    tf.train.Checkpoint(model=model).write(self._checkpoint_path(output_dir))
     history = getattr(model, "history", None)
     if history is not None and history.history:
       with open(os.path.join(output_dir, "history.json"), "w", encoding="utf-8") as f:
@@ -223,8 +223,8 @@ class Experiment:
     tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
     return model
 
-  def _checkpoint_path(self) -> str:
-    return os.path.join(self.model_dir, "checkpoints", "model")
+  def _checkpoint_path(self, directory: Optional[str] = None) -> str:
+    return os.path.join(directory or self.model_dir, "checkpoints", "model")
 
   def evaluate(self, model: tf.keras.Model, split: splits_lib.Split, subset: str,
                progress: bool = False) -> Results:
