@@ -52,8 +52,7 @@ for name in ("smoe_bst", "two_tower"):
   config = tiny_config(name)
   default = experiment_lib.Experiment(config, "/tmp/unused")
   split = default.prepare_data(log)
-  dataset = (default._two_tower_dataset(split) if name == "two_tower"
-             else default._sequence_dataset(split))
+  dataset = default.training_stream(split).dataset(epochs=1)
   batches = list(dataset.take(3))
   assert all(int(b["targets"].shape[0]) == 32 for b in batches)
   trajectories, states = {}, {}
@@ -128,8 +127,7 @@ log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(num_users=60, nu
 config = tiny_config(name)
 experiment = experiment_lib.Experiment(config, "/tmp/unused", strategy)
 split = experiment.prepare_data(log)
-dataset = (experiment._two_tower_dataset(split) if name == "two_tower"
-           else experiment._sequence_dataset(split))
+dataset = experiment.training_stream(split).dataset(epochs=1)
 batches = list(dataset.take(3))
 tf.keras.utils.set_random_seed(0)
 scorer = experiment_lib.Experiment(config, "/tmp/unused").build_model(split)

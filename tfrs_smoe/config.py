@@ -104,6 +104,8 @@ class TrainConfig:
     monitor: validation metric of early stopping, e.g. "ndcg@10".
     phns: personalised hard negatives for training (preset "none" keeps the model's in-batch
       negatives).
+    backup_every_steps: steps between fault-tolerance backups into model_dir/backup (0 = at the
+      end of every epoch); a run killed mid-way and started again resumes from its backup.
   """
 
   batch_size: int = 128
@@ -113,6 +115,11 @@ class TrainConfig:
   early_stopping_patience: int = 3
   monitor: str = "ndcg@10"
   phns: hard_negatives.PHNSConfig = dataclasses.field(default_factory=hard_negatives.PHNSConfig)
+  backup_every_steps: int = 0
+
+  def __post_init__(self):
+    if self.backup_every_steps < 0:
+      raise ValueError(f"backup_every_steps must be >= 0, got {self.backup_every_steps}.")
 
 
 @dataclasses.dataclass

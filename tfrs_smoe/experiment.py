@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import distribute
+from tfrs_smoe.data import epoch_stream
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.data import item_features
 from tfrs_smoe.data import schema
@@ -141,11 +142,7 @@ class Experiment:
       if isinstance(model, popularity.PopularityModel):
         model.fit_counts(train.item[train.positive])
       else:
-        dataset = (self._two_tower_dataset(split) if isinstance(model, two_tower.TwoTower)
-                   else self._sequence_dataset(split))
-        if self.strategy.num_replicas_in_sync > 1:
-          dataset = distribute.data_sharded(dataset)
-        self._fit_validated(model, dataset, split, progress, output_dir)
+        self._fit_validated(model, self.training_stream(split), split, progress, output_dir)
     tf.train.Checkpoint(model=model).write(self._checkpoint_path(output_dir))
     history = getattr(model, "history", None)
     if history is not None and history.history:
@@ -156,19 +153,26 @@ class Experiment:
       shutil.rmtree(output_dir, ignore_errors=True)
     return model
 
-  def _sequence_dataset(self, split: splits_lib.Split) -> tf.data.Dataset:
+  def training_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
+    """The training batches of the configured (trainable) model, epoch after epoch."""
+    if self.config.model.name == "popularity":
+      raise ValueError("popularity is counted, not trained on batches.")
+    if self.config.model.name == "two_tower":
+      return self._two_tower_stream(split)
+    return self._sequence_stream(split)
+
+  def _sequence_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
     """Shuffled batches of whole sequences, with PHNS negatives when configured."""
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
-    dataset = pipeline.batched(pipeline.sequences(split.train, data.all_chunks).cache(),
-                               training.batch_size, shuffle_seed=self.config.seed)
+    add_negatives = None
     if training.phns.enabled:
-      sampler = hard_negatives.HardNegativeSampler.from_log(
-          split.train, split.item_vocabulary.size, training.phns)
-      dataset = sampler.add_negatives(dataset).prefetch(tf.data.AUTOTUNE)
-    return dataset
+      add_negatives = hard_negatives.HardNegativeSampler.from_log(
+          split.train, split.item_vocabulary.size, training.phns).add_negatives
+    return epoch_stream.EpochStream(pipeline.sequences(split.train, data.all_chunks).cache(),
+                                    training.batch_size, self.config.seed, add_negatives)
 
-  def _two_tower_dataset(self, split: splits_lib.Split) -> tf.data.Dataset:
+  def _two_tower_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
     """Batches of (history window, next positive) pairs: shuffled, or in time order.
 
     Time order materialises the windows to sort them by their target's timestamp.
@@ -183,35 +187,63 @@ class Experiment:
     # The softmax gathers every replica's candidates, which needs equal per-replica batches.
     drop_remainder = self.strategy.num_replicas_in_sync > 1
     if not config.time_ordered:
-      return pipeline.batched(windows.cache(), training.batch_size,
-                              shuffle_seed=self.config.seed, drop_remainder=drop_remainder)
+      return epoch_stream.EpochStream(windows.cache(), training.batch_size, self.config.seed,
+                                      drop_remainder=drop_remainder)
     columns = {name: [] for name in windows.element_spec}
     for chunk in windows.batch(65_536):
       for name, values in chunk.items():
         columns[name].append(values.numpy())
     columns = {name: np.concatenate(values) for name, values in columns.items()}
     order = np.argsort(columns["timestamp"], kind="stable")
-    return tf.data.Dataset.from_tensor_slices(
-        {name: values[order] for name, values in columns.items()}).batch(
-            training.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return epoch_stream.EpochStream(
+        tf.data.Dataset.from_tensor_slices({name: values[order]
+                                            for name, values in columns.items()}),
+        training.batch_size, seed=None, drop_remainder=drop_remainder)
 
-  def _fit_validated(self, model: tf.keras.Model, dataset: tf.data.Dataset,
+  def _fit_validated(self, model: tf.keras.Model, stream: epoch_stream.EpochStream,
                      split: splits_lib.Split, progress: bool, output_dir: str) -> None:
-    """Adam on `dataset`, validation by full ranking, early stopping, TensorBoard logs."""
+    """Adam on `stream`, validation by full ranking, early stopping, TensorBoard logs, backups.
+
+    `BackupAndRestore` backs the model and optimizer up into model_dir/backup every epoch (or
+    every `train.backup_every_steps` steps) and deletes the backup when fit ends. A run started
+    while a backup exists (its process was killed) restores it and goes on from the step after
+    it, on the batches an uninterrupted run would see (`EpochStream`). What is not backed up
+    starts afresh on resumption: early stopping's best value and patience, dropout's and the
+    gate noise's random streams (so a resumed run matches an uninterrupted one exactly only
+    without dropout and gate noise), and history.json (the resumed epochs only).
+    """
     data, training = self.config.data, self.config.train
     model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
+    backup_dir = os.path.join(self.model_dir, "backup")
+    dataset = stream.dataset(training.epochs, start_step=self._backed_up_step(model, backup_dir))
+    if self.strategy.num_replicas_in_sync > 1:
+      dataset = distribute.data_sharded(dataset)
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,
         batch_size=self.config.eval.batch_size, max_len=data.max_len)
-    callbacks = [ranking_callback.RankingValidation(evaluator, split.validation,
-                                                    every=training.validate_every)]
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(backup_dir,
+                                            save_freq=training.backup_every_steps or "epoch"),
+        ranking_callback.RankingValidation(evaluator, split.validation,
+                                           every=training.validate_every)]
     if training.early_stopping_patience:
       callbacks.append(tf.keras.callbacks.EarlyStopping(
           f"val_{training.monitor}", mode="max", restore_best_weights=True,
           patience=training.early_stopping_patience * training.validate_every))
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
                                                     write_graph=False))
-    model.fit(dataset, epochs=training.epochs, callbacks=callbacks, verbose=2 if progress else 0)
+    model.fit(dataset, epochs=training.epochs, steps_per_epoch=stream.steps_per_epoch,
+              callbacks=callbacks, verbose=2 if progress else 0)
+
+  @staticmethod
+  def _backed_up_step(model: tf.keras.Model, backup_dir: str) -> int:
+    """Optimizer steps done by the backup in `backup_dir` (0 without one)."""
+    # BackupAndRestore writes the chief's backup under "chief" and every worker restores it.
+    latest = tf.train.latest_checkpoint(os.path.join(backup_dir, "chief"))
+    if latest is None:
+      return 0
+    tf.train.Checkpoint(model=model).read(latest).expect_partial()
+    return int(model.optimizer.iterations.numpy())
 
   def restore(self, split: splits_lib.Split) -> tf.keras.Model:
     """The model of `model_dir`'s checkpoint."""
