@@ -30,7 +30,9 @@ flags.DEFINE_string("export_dir", None, "If set, also export the trained model t
                     "TF Serving version (see experiments/export.py).")
 flags.DEFINE_integer("export_k", 10, "Items per recommendation of the export.")
 flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES), "tf.distribute strategy; "
-                  "multi_worker reads the cluster from TF_CONFIG. Overrides distribute.strategy.")
+                  "multi_worker and parameter_server read the cluster from TF_CONFIG (with "
+                  "parameter_server, the chief coordinates and worker / ps tasks serve). "
+                  "Overrides distribute.strategy.")
 flags.DEFINE_integer("num_cpu_devices", None, "With --strategy=mirrored, split the CPU into this "
                      "many logical devices. Overrides distribute.num_cpu_devices.")
 FLAGS = flags.FLAGS
@@ -43,6 +45,9 @@ def main(argv):
   config = config_lib.apply_overrides(config, {"distribute": {
       name: getattr(FLAGS, name) for name in ("strategy", "num_cpu_devices")
       if getattr(FLAGS, name) is not None}})
+  if distribute.is_server_task(config.distribute):
+    print("Serving as a parameter-server training task until stopped.", flush=True)
+    distribute.serve()
   # Before anything else runs on TensorFlow's devices, as MultiWorkerMirroredStrategy requires.
   strategy = distribute.make_strategy(config.distribute)
   chief = distribute.is_chief()

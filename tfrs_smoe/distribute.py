@@ -6,6 +6,11 @@ Strategies:
   into that many logical devices first (a CPU-only machine then trains data-parallel too).
 - "multi_worker": `MultiWorkerMirroredStrategy`, one process per worker, the cluster from the
   standard `TF_CONFIG` environment variable.
+- "parameter_server": `ParameterServerStrategy`: a coordinator (task type "chief") runs the
+  training loop, workers take steps asynchronously, parameter servers ("ps") hold the variables.
+  Variables of at least `ps_min_shard_bytes` are split into up to one shard per parameter server
+  (`MinSizePartitioner`): the item embedding tables and the frequency estimator's arrays are.
+  Workers and parameter servers only serve (`serve`); the same binary starts every role.
 
 Keras splits each global batch of `train.batch_size` examples between the replicas; multi-worker
 input is sharded by DATA (every worker builds the same pipeline and keeps its share of each
@@ -26,7 +31,8 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+_SERVER_TASKS = ("worker", "ps")
 
 
 @dataclasses.dataclass
@@ -34,19 +40,24 @@ class DistributeConfig:
   """Which tf.distribute strategy trains the model.
 
   Attributes:
-    strategy: "default", "mirrored" or "multi_worker".
+    strategy: "default", "mirrored", "multi_worker" or "parameter_server".
     num_cpu_devices: with "mirrored", split the CPU into this many logical devices (0 = use the
       devices as they are). Must be set before TensorFlow initialises its devices.
+    ps_min_shard_bytes: with "parameter_server", the smallest shard of a variable split across
+      parameter servers (smaller variables stay whole).
   """
 
   strategy: str = "default"
   num_cpu_devices: int = 0
+  ps_min_shard_bytes: int = 256 << 10
 
   def __post_init__(self):
     if self.strategy not in STRATEGIES:
       raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
     if self.num_cpu_devices < 0:
       raise ValueError(f"num_cpu_devices must be >= 0, got {self.num_cpu_devices}.")
+    if self.ps_min_shard_bytes < 1:
+      raise ValueError(f"ps_min_shard_bytes must be >= 1, got {self.ps_min_shard_bytes}.")
 
 
 def make_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
@@ -62,10 +73,44 @@ def make_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
       devices = [f"/cpu:{i}" for i in range(config.num_cpu_devices)]
     return tf.distribute.MirroredStrategy(devices)
   if "TF_CONFIG" not in os.environ:
-    raise ValueError("strategy multi_worker needs the cluster in the TF_CONFIG environment "
+    raise ValueError(f"strategy {config.strategy} needs the cluster in the TF_CONFIG environment "
                      "variable, e.g. {\"cluster\": {\"worker\": [\"host1:port\", \"host2:port\"]}, "
                      "\"task\": {\"type\": \"worker\", \"index\": 0}}.")
-  return tf.distribute.MultiWorkerMirroredStrategy()
+  if config.strategy == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  cluster = resolver.cluster_spec().as_dict()
+  if not {"chief", "worker", "ps"} <= set(cluster) or resolver.task_type != "chief":
+    raise ValueError("strategy parameter_server needs TF_CONFIG with chief, worker and ps jobs, "
+                     "and is made by the coordinator (task type chief) only; workers and "
+                     f"parameter servers call serve(). Got jobs {sorted(cluster)} and task type "
+                     f"{resolver.task_type!r}.")
+  partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+      min_shard_bytes=config.ps_min_shard_bytes, max_shards=len(cluster["ps"]))
+  return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def is_server_task(config: DistributeConfig) -> bool:
+  """Whether this process is a worker or parameter server of parameter-server training."""
+  if config.strategy != "parameter_server":
+    return False
+  task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+  return task.get("type") in _SERVER_TASKS
+
+
+def serve() -> None:
+  """Runs this worker's or parameter server's gRPC server from TF_CONFIG; never returns.
+
+  The coordinator sends the steps (workers) and holds variables here (ps); the process ends
+  when it is stopped, as parameter-server tasks do once the coordinator is done.
+  """
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  if resolver.task_type not in _SERVER_TASKS:
+    raise ValueError(f"serve() is for task types {_SERVER_TASKS}, got {resolver.task_type!r}.")
+  server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                task_index=resolver.task_id,
+                                protocol=resolver.rpc_layer or "grpc", start=True)
+  server.join()
 
 
 def is_chief() -> bool:

@@ -153,15 +153,37 @@ class Experiment:
       shutil.rmtree(output_dir, ignore_errors=True)
     return model
 
-  def training_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
+  def training_stream(self, split: splits_lib.Split,
+                      steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
     """The training batches of the configured (trainable) model, epoch after epoch."""
     if self.config.model.name == "popularity":
       raise ValueError("popularity is counted, not trained on batches.")
     if self.config.model.name == "two_tower":
-      return self._two_tower_stream(split)
-    return self._sequence_stream(split)
+      return self._two_tower_stream(split, steps_per_epoch)
+    return self._sequence_stream(split, steps_per_epoch)
 
-  def _sequence_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
+  def _per_worker_datasets(self, split: splits_lib.Split,
+                           steps_per_epoch: int) -> tf.keras.utils.experimental.DatasetCreator:
+    """Parameter-server input: each worker builds the stream and keeps every n-th batch.
+
+    Workers take steps asynchronously, so the stream repeats without end and an epoch is
+    `steps_per_epoch` steps of any workers; the dataset is built on each worker (a dataset
+    made on the coordinator cannot be sent to it).
+    """
+    if self.config.model.name == "two_tower" and self.config.model.two_tower.time_ordered:
+      raise ValueError("time_ordered training needs one synchronous stream: use strategy "
+                       "default, mirrored or multi_worker, not parameter_server.")
+    epochs = self.config.train.epochs
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+      stream = self.training_stream(split, steps_per_epoch)
+      return stream.dataset(epochs).shard(context.num_input_pipelines,
+                                          context.input_pipeline_id).repeat()
+
+    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
+
+  def _sequence_stream(self, split: splits_lib.Split,
+                       steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
     """Shuffled batches of whole sequences, with PHNS negatives when configured."""
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
@@ -170,9 +192,11 @@ class Experiment:
       add_negatives = hard_negatives.HardNegativeSampler.from_log(
           split.train, split.item_vocabulary.size, training.phns).add_negatives
     return epoch_stream.EpochStream(pipeline.sequences(split.train, data.all_chunks).cache(),
-                                    training.batch_size, self.config.seed, add_negatives)
+                                    training.batch_size, self.config.seed, add_negatives,
+                                    steps_per_epoch=steps_per_epoch)
 
-  def _two_tower_stream(self, split: splits_lib.Split) -> epoch_stream.EpochStream:
+  def _two_tower_stream(self, split: splits_lib.Split,
+                        steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
     """Batches of (history window, next positive) pairs: shuffled, or in time order.
 
     Time order materialises the windows to sort them by their target's timestamp.
@@ -188,7 +212,8 @@ class Experiment:
     drop_remainder = self.strategy.num_replicas_in_sync > 1
     if not config.time_ordered:
       return epoch_stream.EpochStream(windows.cache(), training.batch_size, self.config.seed,
-                                      drop_remainder=drop_remainder)
+                                      drop_remainder=drop_remainder,
+                                      steps_per_epoch=steps_per_epoch)
     columns = {name: [] for name in windows.element_spec}
     for chunk in windows.batch(65_536):
       for name, values in chunk.items():
@@ -210,20 +235,26 @@ class Experiment:
     it, on the batches an uninterrupted run would see (`EpochStream`). What is not backed up
     starts afresh on resumption: early stopping's best value and patience, dropout's and the
     gate noise's random streams (so a resumed run matches an uninterrupted one exactly only
-    without dropout and gate noise), and history.json (the resumed epochs only).
+    without dropout and gate noise), and history.json (the resumed epochs only). Under a
+    parameter-server strategy Keras backs up at epoch ends only, and steps are asynchronous.
     """
     data, training = self.config.data, self.config.train
     model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
     backup_dir = os.path.join(self.model_dir, "backup")
-    dataset = stream.dataset(training.epochs, start_step=self._backed_up_step(model, backup_dir))
-    if self.strategy.num_replicas_in_sync > 1:
-      dataset = distribute.data_sharded(dataset)
+    parameter_server = isinstance(self.strategy, tf.distribute.ParameterServerStrategy)
+    if parameter_server:
+      dataset = self._per_worker_datasets(split, stream.steps_per_epoch)
+    else:
+      dataset = stream.dataset(training.epochs,
+                               start_step=self._backed_up_step(model, backup_dir))
+      if self.strategy.num_replicas_in_sync > 1:
+        dataset = distribute.data_sharded(dataset)
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,
         batch_size=self.config.eval.batch_size, max_len=data.max_len)
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(backup_dir,
-                                            save_freq=training.backup_every_steps or "epoch"),
+        tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=(
+            "epoch" if parameter_server else training.backup_every_steps or "epoch")),
         ranking_callback.RankingValidation(evaluator, split.validation,
                                            every=training.validate_every)]
     if training.early_stopping_patience:

@@ -34,14 +34,17 @@ class EpochStream:
       `HardNegativeSampler.add_negatives` does, to follow the epochs too).
     drop_remainder: drop each epoch's last, smaller batch.
     shuffle_buffer: elements in the shuffle buffer (>= the number of examples shuffles fully).
+    steps_per_epoch: batches in one epoch when known (e.g. a stream rebuilt inside a
+      `tf.function`, where the examples cannot be counted eagerly); None counts the examples.
 
   Attributes:
-    steps_per_epoch: batches in one epoch (the examples are counted once, at construction).
+    steps_per_epoch: batches in one epoch.
   """
 
   def __init__(self, examples: tf.data.Dataset, batch_size: int, seed: Optional[int],
                transform: Optional[Callable[[tf.data.Dataset], tf.data.Dataset]] = None,
-               drop_remainder: bool = False, shuffle_buffer: int = 100_000):
+               drop_remainder: bool = False, shuffle_buffer: int = 100_000,
+               steps_per_epoch: Optional[int] = None):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     self._examples = examples
@@ -50,6 +53,9 @@ class EpochStream:
     self._transform = transform
     self._drop_remainder = drop_remainder
     self._shuffle_buffer = shuffle_buffer
+    if steps_per_epoch is not None:
+      self.steps_per_epoch = steps_per_epoch
+      return
     num_examples = int(examples.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
     self.steps_per_epoch = (num_examples // batch_size if drop_remainder
                             else -(-num_examples // batch_size))

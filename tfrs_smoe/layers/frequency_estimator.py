@@ -125,7 +125,8 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
 
   def probability(self, ids: tf.Tensor) -> tf.Tensor:
     """[...] p = 1 / (max over hash functions of B at the buckets of `ids` [...])."""
-    gaps = tf.gather(self.gap, self.slots(ids))  # [num_hashes, n]
+    # embedding_lookup (not gather) also reads variables sharded by a parameter-server strategy.
+    gaps = tf.nn.embedding_lookup(self.gap, self.slots(ids))  # [num_hashes, n]
     return tf.reshape(1.0 / tf.reduce_max(gaps, axis=0), tf.shape(ids))
 
   def call(self, ids: tf.Tensor, step: tf.Tensor, training: Optional[bool] = None

@@ -133,8 +133,8 @@ class SMoEBST(tfrs.models.Model):
 
   def item_content(self, items: tf.Tensor) -> tf.Tensor:
     """[..., dim] content vectors of item indices [...]."""
-    return self.content({"item": items, "genres": tf.gather(self._genres, items),
-                         "year_bucket": tf.gather(self._years, items)})
+    return self.content({"item": items, "genres": tf.nn.embedding_lookup(self._genres, items),
+                         "year_bucket": tf.nn.embedding_lookup(self._years, items)})
 
   def item_table(self) -> tf.Tensor:
     """[num_items, dim] content vectors of the whole catalogue."""

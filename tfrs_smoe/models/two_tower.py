@@ -154,8 +154,8 @@ class TwoTower(tfrs.models.Model):
 
   def item_content(self, items: tf.Tensor) -> tf.Tensor:
     """[..., content_dim] content vectors of item indices [...]."""
-    return self.content({"item": items, "genres": tf.gather(self._genres, items),
-                         "year_bucket": tf.gather(self._years, items)})
+    return self.content({"item": items, "genres": tf.nn.embedding_lookup(self._genres, items),
+                         "year_bucket": tf.nn.embedding_lookup(self._years, items)})
 
   def history_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
                      ) -> tf.Tensor:
