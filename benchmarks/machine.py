@@ -1,29 +1,8 @@
 """Machine description printed and stored with every benchmark result."""
 
 import json
-import os
-import platform
 
-import tensorflow as tf
-
-
-def machine_info() -> dict:
-  """CPU model, cores, Python and TensorFlow versions."""
-  cpu = platform.processor() or "unknown"
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return {
-      "cpu": cpu,
-      "cores": os.cpu_count(),
-      "python": platform.python_version(),
-      "tensorflow": tf.__version__,
-  }
+from tfrs_smoe import reporting
 
 
 def report(title: str, columns, rows, output: str = "", extra=None) -> None:
@@ -37,7 +16,7 @@ def report(title: str, columns, rows, output: str = "", extra=None) -> None:
     output: JSON path ("" = none), written as {"machine", "results", **extra}.
     extra: more JSON fields, e.g. the flags.
   """
-  info = machine_info()
+  info = reporting.machine_info()
   print(f"{title}; {info['cpu']}, {info['cores']} cores, TensorFlow {info['tensorflow']}")
   widths = [max([len(header), 8] + [len(f"{row[key]:{spec}}") for row in rows]) + 1
             for header, key, spec in columns]

@@ -151,6 +151,39 @@ def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
   assert params["train"]["monitor"] == "recall@10" and params["eval"]["ks"][-1] == 100
 
 
+def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
+  output_dir = tmp_path / "report"
+  tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 2}\n"
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
+          "feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
+          "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
+  output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+                "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
+                "--variants=popularity,two_tower_streaming,smoe_bst,smoe_bst_no_next_k",
+                "--seeds=0", f"--params_override={tiny}")
+  assert "Skipping MovieLens" in output
+  table = (output_dir / "report.md").read_text(encoding="utf-8")
+  assert " cores, TensorFlow " in table  # The machine is named.
+  assert "| s/epoch |" in table
+  with open(output_dir / "report.json", encoding="utf-8") as f:
+    runs = json.load(f)
+  for variant in ("popularity", "two_tower_streaming", "smoe_bst", "smoe_bst_no_next_k"):
+    for evaluation in ("full ranking", "phns test"):
+      assert f"| streaming_logs/tiny | {variant} | {evaluation} |" in table
+  smoe = runs["streaming_logs/tiny/smoe_bst"][0]
+  row = [line for line in table.splitlines()
+         if "| smoe_bst | full ranking |" in line][0]
+  assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
+  params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed0" /
+                           "params.yaml").read_text(encoding="utf-8"))
+  assert params["data"]["next_k"] == 1 and params["data"]["soft_labels"] == [1.0]
+  two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed0" /
+                              "params.yaml").read_text(encoding="utf-8"))
+  assert two_tower["train"]["batch_size"] == 512 and two_tower["train"]["epochs"] == 2
+  for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
+    assert (output_dir / plot).stat().st_size > 0
+
+
 def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
   model_dir = tmp_path / "run"
   small = ("model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "

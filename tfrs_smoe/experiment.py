@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -122,13 +122,15 @@ class Experiment:
     model.initialize()
     return model
 
-  def fit(self, split: splits_lib.Split, progress: bool = False) -> tf.keras.Model:
+  def fit(self, split: splits_lib.Split, progress: bool = False,
+          callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> tf.keras.Model:
     """Builds the model, fits it on the training split and writes its checkpoint.
 
     Sequential models train on whole sequences (`SequencePipeline.sequences`), two_tower on
     (history window, next positive) pairs; both are validated by full ranking on
     split.validation every `train.validate_every` epochs and stop early on `train.monitor`,
-    keeping the best weights.
+    keeping the best weights. `callbacks` are added to Keras' fit after the experiment's own
+    (backup, validation, early stopping, TensorBoard).
     """
     tf.keras.utils.set_random_seed(self.config.seed)
     # Only the chief writes the run's artifacts; other workers write theirs (which every
@@ -142,7 +144,8 @@ class Experiment:
       if isinstance(model, popularity.PopularityModel):
         model.fit_counts(train.item[train.positive])
       else:
-        self._fit_validated(model, self.training_stream(split), split, progress, output_dir)
+        self._fit_validated(model, self.training_stream(split), split, progress, output_dir,
+                            list(callbacks))
     tf.train.Checkpoint(model=model).write(self._checkpoint_path(output_dir))
     history = getattr(model, "history", None)
     if history is not None and history.history:
@@ -226,7 +229,8 @@ class Experiment:
         training.batch_size, seed=None, drop_remainder=drop_remainder)
 
   def _fit_validated(self, model: tf.keras.Model, stream: epoch_stream.EpochStream,
-                     split: splits_lib.Split, progress: bool, output_dir: str) -> None:
+                     split: splits_lib.Split, progress: bool, output_dir: str,
+                     extra_callbacks: List[tf.keras.callbacks.Callback]) -> None:
     """Adam on `stream`, validation by full ranking, early stopping, TensorBoard logs, backups.
 
     `BackupAndRestore` backs the model and optimizer up into model_dir/backup every epoch (or
@@ -264,7 +268,7 @@ class Experiment:
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
                                                     write_graph=False))
     model.fit(dataset, epochs=training.epochs, steps_per_epoch=stream.steps_per_epoch,
-              callbacks=callbacks, verbose=2 if progress else 0)
+              callbacks=callbacks + extra_callbacks, verbose=2 if progress else 0)
 
   @staticmethod
   def _backed_up_step(model: tf.keras.Model, backup_dir: str) -> int:

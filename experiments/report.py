@@ -1,0 +1,202 @@
+r"""The quality report: every model and S-MoE-BST component, over seeds, on both data sets.
+
+Trains and tests each variant below once per seed on the embedded default (engagement protocol)
+and on MovieLens latest-small (implicit protocol; skipped with a message when --movielens_dir
+does not exist), with early stopping on validation, and writes into --output_dir:
+- report.md: the command, date and machine, then per data set one table of mean +- std of
+  NDCG@{1,5,10}, Recall@{5,10} and MRR@5 under full ranking and under the PHNS test, with the
+  epochs and the training seconds per epoch of each variant (the cost beside the gain);
+- report_metrics.png: NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant;
+- report_gates.png: histograms over test users of S-MoE-BST's gate weight per expert (seed 0);
+- report_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
+- report.json and each run's artifacts (model_dir per data set / variant / seed).
+Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
+with --resume, so an interrupted report goes on where it stopped. Cost: a full report is about
+45 trainings; on a 2-core CPU a S-MoE-BST training takes 10 to 25 minutes.
+
+  python experiments/report.py --output_dir=runs/report \
+      --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe import reporting
+from tfrs_smoe.evaluation import metrics as metrics_lib
+
+# variant -> config overrides (on top of the data set's and --params_override).
+VARIANTS = {
+    "popularity": {"model": {"name": "popularity"}},
+    "two_tower_none": {"model": {"name": "two_tower", "two_tower": {"correction": "none"}}},
+    "two_tower_streaming": {"model": {"name": "two_tower",
+                                      "two_tower": {"correction": "streaming"}}},
+    "bst": {"model": {"name": "bst"}},
+    "smoe_bst": {"model": {"name": "smoe_bst"}},
+    "smoe_bst_phns": {"model": {"name": "smoe_bst"}, "train": {"phns": {"preset": "medium"}}},
+    "smoe_bst_no_mtl": {"model": {"name": "smoe_bst", "task": {
+        "ctr_weight": 0.0, "hinge_weight": 0.0, "completion_weight": 0.0}}},
+    "smoe_bst_no_next_k": {"model": {"name": "smoe_bst"},
+                           "data": {"next_k": 1, "soft_labels": [1.0]}},
+}
+# Two-tower trains on (history, next item) pairs: larger batches for its in-batch softmax.
+_TWO_TOWER_TRAIN = {"batch_size": 512, "epochs": 20}
+
+flags.DEFINE_string("output_dir", "runs/report", "Where the runs, report.md and plots go.")
+flags.DEFINE_string("movielens_dir", "../shared/data/ml-latest-small", "Raw MovieLens "
+                    "latest-small files; skipped when absent.")
+flags.DEFINE_string("tfds_data_dir", "", "Where TFDS prepares the data sets ('' = TFDS default).")
+flags.DEFINE_list("datasets", ["streaming_logs", "movielens"], "Data sets to run.")
+flags.DEFINE_list("variants", list(VARIANTS), "Variants to run.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; popularity is deterministic and runs once.")
+flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
+flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches.")
+FLAGS = flags.FLAGS
+
+_COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
+
+
+def _config(data, variant, seed):
+  overrides = VARIANTS[variant]
+  if overrides["model"]["name"] == "two_tower":
+    overrides = {**overrides, "train": _TWO_TOWER_TRAIN}
+  overrides = {**overrides, "data": {**data, **overrides.get("data", {})}, "seed": seed}
+  config = config_lib.apply_overrides(config_lib.ExperimentConfig(), overrides)
+  return config_lib.override(config, FLAGS.params_override)
+
+
+def _pyplot():
+  try:
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    return pyplot
+  except ImportError:
+    print("matplotlib is not installed: no plots (pip install -e '.[plots]').")
+    return None
+
+
+def _plot_metrics(pyplot, runs, path):
+  """Bars of NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant, a panel per data set."""
+  datasets = list(runs)
+  figure, axes = pyplot.subplots(len(datasets), 1, figsize=(9, 3.2 * len(datasets)),
+                                 squeeze=False)
+  for axis, dataset in zip(axes[:, 0], datasets):
+    variants = list(runs[dataset])
+    positions = np.arange(len(variants))
+    for offset, (protocol, metric) in ((-0.2, ("full_ranking", "ndcg@10")),
+                                       (0.2, ("phns_test", "ndcg@1"))):
+      values = [[o.results[protocol][metric] for o in runs[dataset][v]
+                 if protocol in o.results] or [0.0] for v in variants]
+      axis.bar(positions + offset, [np.mean(v) for v in values], 0.4,
+               yerr=[np.std(v) for v in values],
+               label=f"{metric} ({protocol.replace('_', ' ')})")
+    axis.set_xticks(positions, variants, rotation=20, fontsize=8)
+    axis.set_title(dataset)
+    axis.legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+
+
+def _gate_weights(model_dir):
+  """[test users, experts] gate weights of the S-MoE-BST run in `model_dir`."""
+  experiment = experiment_lib.Experiment(config_lib.load_params(model_dir), model_dir)
+  split = experiment.prepare_data()
+  model = experiment.restore(split)
+  weights = [model.user_vector(features)[1].numpy() for _, _, features in
+             metrics_lib.batched_model_inputs(split.test, experiment.config.data.max_len, 512)]
+  return np.concatenate(weights)
+
+
+def _plot_gates(pyplot, gate_runs, path):
+  figure, axes = pyplot.subplots(1, len(gate_runs), figsize=(5 * len(gate_runs), 3.2),
+                                 squeeze=False)
+  for axis, (dataset, model_dir) in zip(axes[0], gate_runs.items()):
+    weights = _gate_weights(model_dir)
+    for expert in range(weights.shape[1]):
+      axis.hist(weights[:, expert], bins=30, range=(0, 1), alpha=0.6, label=f"expert {expert}")
+    axis.set_title(f"{dataset}: gate weights of test users")
+    axis.set_xlabel("gate weight")
+    axis.legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+
+
+def _plot_curves(pyplot, curve_runs, path):
+  datasets = list(curve_runs)
+  figure, axes = pyplot.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5),
+                                 squeeze=False)
+  for axis, dataset in zip(axes[0], datasets):
+    for variant, model_dir in curve_runs[dataset].items():
+      with open(os.path.join(model_dir, "history.json"), encoding="utf-8") as f:
+        history = json.load(f)
+      values = history.get("val_ndcg@10", [])
+      axis.plot(np.arange(1, len(values) + 1), values, label=variant)
+    axis.set_title(dataset)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("validation NDCG@10")
+    axis.legend(fontsize=7)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  for variant in FLAGS.variants:
+    if variant not in VARIANTS:
+      raise ValueError(f"Unknown variant {variant!r}; use {', '.join(VARIANTS)}.")
+  lines = reporting.table_header(["data", "variant"], _COLUMNS)
+  lines[0] += " s/epoch |"
+  lines[1] += "---|"
+  runs, gate_runs, curve_runs = {}, {}, {}
+  for _, data in reporting.data_configs(FLAGS.datasets, ["default"], FLAGS.movielens_dir,
+                                        FLAGS.tfds_data_dir):
+    for variant in FLAGS.variants:
+      seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
+      outcomes = []
+      for seed in seeds:
+        config = _config(data, variant, seed)
+        model_dir = os.path.join(FLAGS.output_dir, config.data.dataset.replace("/", "_"),
+                                 f"{variant}_seed{seed}")
+        outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
+        if seed == seeds[0] and variant != "popularity":
+          curve_runs.setdefault(config.data.dataset, {})[variant] = model_dir
+          if variant == "smoe_bst":
+            gate_runs[config.data.dataset] = model_dir
+      runs.setdefault(config.data.dataset, {})[variant] = outcomes
+      per_epoch = np.mean([o.train_seconds / max(o.epochs, 1) for o in outcomes])
+      for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
+        lines.append(f"{row} {per_epoch:.1f} |")
+        print(lines[-1], flush=True)
+  info = reporting.machine_description()
+  note = (f"seeds {', '.join(FLAGS.seeds)}; {info}; command: python experiments/report.py "
+          f"--seeds={','.join(FLAGS.seeds)} --datasets={','.join(FLAGS.datasets)} "
+          f"--variants={','.join(FLAGS.variants)}"
+          + (f" --params_override='{FLAGS.params_override}'" if FLAGS.params_override else ""))
+  path = reporting.write_report(FLAGS.output_dir, "report", "experiments/report.py", note, lines,
+                                {f"{d}/{v}": o for d, per in runs.items() for v, o in per.items()})
+  print("\n".join(lines))
+  print(f"Written to {path}")
+  pyplot = _pyplot()
+  if pyplot is None or not runs:
+    return
+  _plot_metrics(pyplot, runs, os.path.join(FLAGS.output_dir, "report_metrics.png"))
+  if gate_runs:
+    _plot_gates(pyplot, gate_runs, os.path.join(FLAGS.output_dir, "report_gates.png"))
+  if curve_runs:
+    _plot_curves(pyplot, curve_runs, os.path.join(FLAGS.output_dir, "report_curves.png"))
+  print(f"Plots written to {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+  app.run(main)
