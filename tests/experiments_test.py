@@ -196,7 +196,8 @@ def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
   assert "Validation metrics of smoe_bst" in output
   assert os.path.exists(tmp_path / "exports" / "1" / "saved_model.pb")
   with open(model_dir / "params.yaml", encoding="utf-8") as f:
-    assert yaml.safe_load(f)["distribute"] == {"strategy": "mirrored", "num_cpu_devices": 2}
+    assert yaml.safe_load(f)["distribute"] == {"strategy": "mirrored", "num_cpu_devices": 2,
+                                               "ps_min_shard_bytes": 256 << 10}
   with open(model_dir / "history.json", encoding="utf-8") as f:
     history = json.load(f)
   assert len(history["loss_softmax"]) == 2 and len(history["val_ndcg@10"]) == 2
