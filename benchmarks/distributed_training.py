@@ -17,7 +17,6 @@ reported. Prints a table and writes JSON.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from absl import flags
 import numpy as np
 
 import machine
+from tfrs_smoe import distribute
 
 SETUPS = ("1 process", "mirrored 2 CPUs", "2 workers", "2 workers + 1 ps")
 
@@ -50,7 +50,6 @@ FLAGS = flags.FLAGS
 def _train(model_name: str, setup: str) -> None:
   """One process of a setup; the chief (coordinator) prints its timing as JSON."""
   from tfrs_smoe import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfrs_smoe import distribute  # pylint: disable=import-outside-toplevel
   from tfrs_smoe import experiment as experiment_lib  # pylint: disable=import-outside-toplevel
   from tfrs_smoe.data import synthetic  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -96,16 +95,6 @@ def _train(model_name: str, setup: str) -> None:
                       "examples_per_second": steps * FLAGS.batch_size / epoch_seconds}))
 
 
-def _free_addresses(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
-  for s in sockets:
-    s.close()
-  return addresses
-
-
 def _run_setup(model_name: str, setup: str) -> dict:
   """Starts the processes of `setup`; returns the chief's timing."""
   command = [sys.executable, os.path.abspath(__file__), f"--run_task={model_name}:{setup}",
@@ -115,7 +104,7 @@ def _run_setup(model_name: str, setup: str) -> dict:
   tasks = {"1 process": [("", 0)], "mirrored 2 CPUs": [("", 0)],
            "2 workers": [("worker", 0), ("worker", 1)],
            "2 workers + 1 ps": [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]}[setup]
-  addresses = _free_addresses(len(tasks))
+  addresses = distribute.free_local_addresses(len(tasks))
   cluster = {}
   for (task_type, _), address in zip(tasks, addresses):
     cluster.setdefault(task_type, []).append(address)

@@ -7,7 +7,8 @@ does not exist), with early stopping on validation, and writes into --output_dir
   NDCG@{1,5,10}, Recall@{5,10} and MRR@5 under full ranking and under the PHNS test, with the
   epochs and the training seconds per epoch of each variant (the cost beside the gain);
 - report_metrics.png: NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant;
-- report_gates.png: histograms over test users of S-MoE-BST's gate weight per expert (seed 0);
+- report_gates.png: histograms over test users of the gate weight per expert of the first
+  S-MoE-BST variant run (seed 0);
 - report_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
 - report.json and each run's artifacts (model_dir per data set / variant / seed).
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
@@ -171,8 +172,8 @@ def main(argv):
         outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
         if seed == seeds[0] and variant != "popularity":
           curve_runs.setdefault(config.data.dataset, {})[variant] = model_dir
-          if variant == "smoe_bst":
-            gate_runs[config.data.dataset] = model_dir
+          if config.model.name == "smoe_bst":
+            gate_runs.setdefault(config.data.dataset, model_dir)
       runs.setdefault(config.data.dataset, {})[variant] = outcomes
       per_epoch = np.mean([o.train_seconds / max(o.epochs, 1) for o in outcomes])
       for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):

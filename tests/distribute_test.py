@@ -146,16 +146,6 @@ if distribute.is_chief():
 """
 
 
-def _free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def test_two_local_workers_train_like_one_device(tmp_path):
   script = tmp_path / "worker.py"
   script.write_text(_CONFIG + _WORKER)
@@ -166,7 +156,7 @@ def test_two_local_workers_train_like_one_device(tmp_path):
                                str(tmp_path / "default.json"), "default"],
                               capture_output=True, text=True, env=env, timeout=600, check=False)
   assert one_device.returncode == 0, one_device.stderr[-3000:]
-  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+  workers = distribute.free_local_addresses(2)
   processes = []
   for index in range(2):
     worker_env = dict(env, TF_CONFIG=json.dumps(
@@ -213,3 +203,10 @@ def test_is_chief_reads_tf_config(monkeypatch, tf_config, chief):
   else:
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
   assert distribute.is_chief() == chief
+
+
+def test_free_local_addresses_are_distinct_and_bindable():
+  addresses = distribute.free_local_addresses(3)
+  assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+  with socket.socket() as listener:
+    listener.bind(("127.0.0.1", int(addresses[0].split(":")[1])))

@@ -159,7 +159,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
           "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
   output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
                 "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
-                "--variants=popularity,two_tower_streaming,smoe_bst,smoe_bst_no_next_k",
+                "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
                 "--seeds=0", f"--params_override={tiny}")
   assert "Skipping MovieLens" in output
   table = (output_dir / "report.md").read_text(encoding="utf-8")
@@ -167,12 +167,12 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   assert "| s/epoch |" in table
   with open(output_dir / "report.json", encoding="utf-8") as f:
     runs = json.load(f)
-  for variant in ("popularity", "two_tower_streaming", "smoe_bst", "smoe_bst_no_next_k"):
+  for variant in ("popularity", "two_tower_streaming", "smoe_bst_no_next_k"):
     for evaluation in ("full ranking", "phns test"):
       assert f"| streaming_logs/tiny | {variant} | {evaluation} |" in table
-  smoe = runs["streaming_logs/tiny/smoe_bst"][0]
+  smoe = runs["streaming_logs/tiny/smoe_bst_no_next_k"][0]
   row = [line for line in table.splitlines()
-         if "| smoe_bst | full ranking |" in line][0]
+         if "| smoe_bst_no_next_k | full ranking |" in line][0]
   assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
   params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed0" /
                            "params.yaml").read_text(encoding="utf-8"))

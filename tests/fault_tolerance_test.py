@@ -20,7 +20,7 @@ from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_EPOCHS = 6
+_EPOCHS = 4
 _OVERRIDE = {
     "data": {"max_len": 10},
     "model": {"encoder": {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,

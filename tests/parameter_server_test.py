@@ -7,11 +7,12 @@ variables sharded across the parameter servers) and answers the same validation 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from tfrs_smoe import distribute
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OVERRIDE = {
@@ -25,16 +26,6 @@ _OVERRIDE = {
     # Small shards, so that the tiny model's tables are split across the parameter servers.
     "distribute": {"ps_min_shard_bytes": 1024},
 }
-
-
-def _free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
 
 
 def _env(**extra):
@@ -51,7 +42,7 @@ def test_coordinator_workers_and_ps_from_one_binary_train_a_restorable_model(
              "--dataset=streaming_logs/tiny", f"--model={model}", "--strategy=parameter_server",
              f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}",
              f"--params_override={json.dumps(_OVERRIDE)}"]
-  addresses = [f"127.0.0.1:{port}" for port in _free_ports(3 + num_ps)]
+  addresses = distribute.free_local_addresses(3 + num_ps)
   cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
 
   def tf_config(task_type, index):

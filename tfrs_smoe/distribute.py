@@ -28,6 +28,8 @@ Example:
 import dataclasses
 import json
 import os
+import socket
+from typing import List
 
 import tensorflow as tf
 
@@ -152,3 +154,14 @@ def gather_local_first(value: tf.Tensor) -> tf.Tensor:
     return value
   gathered = context.all_gather(value, axis=0)
   return tf.roll(gathered, -context.replica_id_in_sync_group * tf.shape(value)[0], axis=0)
+
+
+def free_local_addresses(count: int) -> List[str]:
+  """`count` "127.0.0.1:port" addresses free right now, for a cluster of local processes."""
+  sockets = [socket.socket() for _ in range(count)]
+  for open_socket in sockets:
+    open_socket.bind(("127.0.0.1", 0))
+  addresses = [f"127.0.0.1:{open_socket.getsockname()[1]}" for open_socket in sockets]
+  for open_socket in sockets:
+    open_socket.close()
+  return addresses
