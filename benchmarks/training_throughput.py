@@ -1,8 +1,10 @@
-r"""Training throughput and peak memory of BST and S-MoE-BST, in target positions per second.
+r"""Training throughput and peak memory of BST, S-MoE-BST and two-tower, in targets per second.
 
 Generates the synthetic log in memory (no TFDS), splits it leave-one-out and trains each model
-variant on whole sequences (every position of a sequence is a target, trained in one causal
-pass) with the full-catalogue softmax and the auxiliary heads, as `experiments/train.py` does.
+variant on the batches `experiments/train.py` trains on (`Experiment.training_stream`): BST and
+S-MoE-BST on whole sequences (every position of a sequence is a target, trained in one causal
+pass) with the full-catalogue softmax and the auxiliary heads, two-tower on (history window,
+next item) pairs with the in-batch softmax and streaming logQ correction (one target each).
 Each variant runs in its own process, so its peak resident memory is its own. Reports the
 median epoch after a warm-up epoch. Prints a table and writes JSON.
 
@@ -30,13 +32,14 @@ VARIANTS = {
     "bst": ("bst", [0]),
     "smoe_bst_2_experts": ("smoe_bst", [5, 0]),
     "smoe_bst_3_experts": ("smoe_bst", [5, 20, 0]),
+    "two_tower": ("two_tower", [0]),
 }
 
 flags.DEFINE_list("variants", list(VARIANTS), "Model variants to time.")
 flags.DEFINE_list("max_lens", ["50"], "History lengths.")
 flags.DEFINE_integer("num_users", 1500, "Synthetic users.")
 flags.DEFINE_integer("num_titles", 2000, "Synthetic titles.")
-flags.DEFINE_integer("batch_size", 128, "Sequences per step.")
+flags.DEFINE_integer("batch_size", 128, "Sequences (two-tower: pairs) per step.")
 flags.DEFINE_integer("epochs", 3, "Timed epochs after one warm-up epoch; the median is kept.")
 flags.DEFINE_string("output", "", "JSON output path (optional).")
 flags.DEFINE_string("run_one", "", "Internal: time one 'variant:max_len' and print JSON.")
@@ -48,13 +51,12 @@ def _time_one(variant: str, max_len: int) -> dict:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfrs_smoe import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfrs_smoe import experiment as experiment_lib  # pylint: disable=import-outside-toplevel
-  from tfrs_smoe.data import sequences  # pylint: disable=import-outside-toplevel
   from tfrs_smoe.data import synthetic  # pylint: disable=import-outside-toplevel
 
   name, windows = VARIANTS[variant]
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
       "data": {"max_len": max_len}, "model": {"name": name, "encoder": {
-          "expert_windows": windows}}})
+          "expert_windows": windows}}, "train": {"batch_size": FLAGS.batch_size}})
   log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(
       num_users=FLAGS.num_users, num_titles=FLAGS.num_titles))
   experiment = experiment_lib.Experiment(config, "/tmp/unused")
@@ -62,14 +64,14 @@ def _time_one(variant: str, max_len: int) -> dict:
   tf.keras.utils.set_random_seed(0)
   model = experiment.build_model(split)
   model.compile(tf.keras.optimizers.Adam(1e-3))
-  pipeline = sequences.SequencePipeline(max_len, config.data.next_k, config.data.soft_labels)
-  dataset = pipeline.sequences(split.train, all_chunks=True).cache()
-  positions = sum(int(np.sum(e["target_weights"].numpy()[:, 0] > 0)) for e in dataset)
-  batched = dataset.batch(FLAGS.batch_size).prefetch(tf.data.AUTOTUNE)
+  stream = experiment.training_stream(split)
+  # Targets of the first next-K slot: every non-padding position (sequences) or pair (windows).
+  positions = sum(int(np.sum(batch["target_weights"].numpy()[..., 0] > 0))
+                  for batch in stream.dataset(epochs=1))
   seconds = []
   for _ in range(FLAGS.epochs + 1):
     start = time.perf_counter()
-    model.fit(batched, epochs=1, verbose=0)
+    model.fit(stream.dataset(epochs=1), epochs=1, verbose=0)
     seconds.append(time.perf_counter() - start)
   epoch_seconds = float(np.median(seconds[1:]))
   return {"variant": variant, "max_len": max_len, "items": split.item_vocabulary.size - 2,
@@ -97,7 +99,7 @@ def main(argv):
       rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
   machine.report(
       f"Training throughput, synthetic log ({FLAGS.num_users} users, {rows[0]['items']} items), "
-      f"batch {FLAGS.batch_size} sequences",
+      f"batch {FLAGS.batch_size} sequences (two_tower: pairs)",
       [("variant", "variant", "s"), ("max_len", "max_len", "d"),
        ("positions", "positions_per_epoch", "d"), ("s/epoch", "epoch_seconds", ".2f"),
        ("positions/s", "positions_per_second", ".0f"), ("peak MiB", "peak_rss_mib", ".0f")],
