@@ -111,6 +111,11 @@ def test_sequences_get_negatives_per_position_redrawn_each_epoch():
   assert next(iter(windows))["negatives"].shape == (5, 10)
 
 
+def test_default_presets_have_distinct_hard_quotas():
+  hard = [hard_negatives.PHNSConfig(preset).quotas()[0] for preset in ("easy", "medium", "hard")]
+  assert hard == [2, 3, 5]
+
+
 @pytest.mark.parametrize("kwargs", [{"preset": "extreme"}, {"hard_share": 1.5},
                                     {"trending_share": -0.1}, {"num_negatives": 0}])
 def test_bad_config_is_an_error(kwargs):

@@ -52,7 +52,8 @@ class PHNSConfig:
       preset other than "none").
     trending_share: share of the non-hard negatives drawn from the trending pool; the rest
       comes from the tailing pool.
-    num_negatives: negatives per training position.
+    num_negatives: negatives per training position. The default 10 gives every preset its
+      exact share (2, 3, 5 hard); with 8, EASY and MEDIUM would both round to 2.
     max_hard_pool: the user's most recent abandoned items kept in the hard pool.
     trending_pool_size, trending_window_fraction, tail_fraction: the popularity pools, as in
       `phns_protocol.PHNSTestConfig`.
@@ -62,7 +63,7 @@ class PHNSConfig:
   preset: str = "none"
   hard_share: Optional[float] = None
   trending_share: float = 0.5
-  num_negatives: int = 8
+  num_negatives: int = 10
   max_hard_pool: int = 64
   trending_pool_size: int = 200
   trending_window_fraction: float = 0.1
