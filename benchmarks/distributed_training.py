@@ -32,7 +32,15 @@ import numpy as np
 import machine
 from tfrs_smoe import distribute
 
-SETUPS = ("1 process", "mirrored 2 CPUs", "2 workers", "2 workers + 1 ps")
+# setup -> (strategy, the (task type, index) of each process; "" = no cluster). The first
+# process reports; the others are workers that finish with it or servers that are stopped.
+SETUPS = {
+    "1 process": ("default", [("", 0)]),
+    "mirrored 2 CPUs": ("mirrored", [("", 0)]),
+    "2 workers": ("multi_worker", [("worker", 0), ("worker", 1)]),
+    "2 workers + 1 ps": ("parameter_server",
+                         [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]),
+}
 
 flags.DEFINE_list("models", ["smoe_bst", "two_tower"], "Models to time.")
 flags.DEFINE_list("setups", list(SETUPS), "Setups to time.")
@@ -54,8 +62,7 @@ def _train(model_name: str, setup: str) -> None:
   from tfrs_smoe.data import synthetic  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-  strategy_name = {"1 process": "default", "mirrored 2 CPUs": "mirrored",
-                   "2 workers": "multi_worker", "2 workers + 1 ps": "parameter_server"}[setup]
+  strategy_name = SETUPS[setup][0]
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
       "data": {"max_len": FLAGS.max_len},
       "model": {"name": model_name},
@@ -72,7 +79,6 @@ def _train(model_name: str, setup: str) -> None:
   model_dir = tempfile.mkdtemp(prefix="distributed_training_")
   experiment = experiment_lib.Experiment(config, model_dir, strategy)
   split = experiment.prepare_data(log)
-  steps = experiment.training_stream(split).steps_per_epoch
 
   class EpochTimer(tf.keras.callbacks.Callback):
 
@@ -89,6 +95,7 @@ def _train(model_name: str, setup: str) -> None:
   timer = EpochTimer()
   experiment.fit(split, callbacks=[timer])
   if distribute.is_chief():
+    steps = timer.params["steps"]
     epoch_seconds = float(np.median(timer.seconds[1:]))
     print(json.dumps({"model": model_name, "setup": setup, "steps_per_epoch": steps,
                       "epoch_seconds": epoch_seconds,
@@ -101,9 +108,7 @@ def _run_setup(model_name: str, setup: str) -> dict:
              *[a for a in sys.argv[1:] if not a.startswith(("--output", "--models",
                                                              "--setups"))]]
   env = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
-  tasks = {"1 process": [("", 0)], "mirrored 2 CPUs": [("", 0)],
-           "2 workers": [("worker", 0), ("worker", 1)],
-           "2 workers + 1 ps": [("chief", 0), ("worker", 0), ("worker", 1), ("ps", 0)]}[setup]
+  strategy_name, tasks = SETUPS[setup]
   addresses = distribute.free_local_addresses(len(tasks))
   cluster = {}
   for (task_type, _), address in zip(tasks, addresses):
@@ -118,11 +123,9 @@ def _run_setup(model_name: str, setup: str) -> dict:
   reporter = processes[0]
   output, errors = reporter.communicate()
   for process in processes[1:]:
-    if setup == "2 workers":
-      process.communicate()
-    else:
+    if strategy_name == "parameter_server":
       process.kill()
-      process.communicate()
+    process.communicate()
   if reporter.returncode != 0:
     raise RuntimeError(f"{model_name} / {setup} failed:\n{errors[-3000:]}")
   return json.loads(output.strip().splitlines()[-1])

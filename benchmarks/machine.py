@@ -17,7 +17,7 @@ def report(title: str, columns, rows, output: str = "", extra=None) -> None:
     extra: more JSON fields, e.g. the flags.
   """
   info = reporting.machine_info()
-  print(f"{title}; {info['cpu']}, {info['cores']} cores, TensorFlow {info['tensorflow']}")
+  print(f"{title}; {reporting.machine_description()}")
   widths = [max([len(header), 8] + [len(f"{row[key]:{spec}}") for row in rows]) + 1
             for header, key, spec in columns]
   align = ["<"] + [">"] * (len(columns) - 1)
