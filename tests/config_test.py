@@ -27,6 +27,7 @@ def test_override_from_file(tmp_path):
     ("data: {implicit: 1}", "data.implicit: expected bool"),
     ("data: 5", "data.: expected a mapping"),
     ("eval: {ks: 5}", "eval.ks: expected a list"),
+    ("train: {early_stopping_start_epoch: -1}", "early_stopping_start_epoch must be >= 0"),
 ])
 def test_bad_overrides_name_the_key(text, message):
   with pytest.raises(ValueError, match=message):

@@ -109,6 +109,20 @@ def test_sequential_models_train_validate_and_restore(tmp_path, name, phns):
   assert os.listdir(tmp_path / "logs" / "train")
 
 
+@pytest.mark.parametrize("start_epoch, epochs_trained", [(0, 2), (3, 5)])
+def test_early_stopping_waits_for_its_start_epoch(tmp_path, start_epoch, epochs_trained):
+  # With a zero learning rate the validation metric never improves on its first value, so
+  # early stopping ends training `patience` epochs after the epoch it starts watching.
+  config = config_lib.apply_overrides(_config(phns_test=False), {
+      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
+      "data": {"max_len": 8},
+      "train": {"epochs": 8, "batch_size": 8, "learning_rate": 0.0,
+                "early_stopping_patience": 1, "early_stopping_start_epoch": start_epoch}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  model = experiment.fit(experiment.prepare_data(_log()))
+  assert len(model.history.history["val_ndcg@10"]) == epochs_trained
+
+
 @pytest.mark.parametrize("two_tower", [
     {"correction": "streaming", "time_ordered": True, "num_buckets": 500},
     {"correction": "counts", "history_encoder": "smoe_bst", "min_engagement": 0.5},

@@ -101,6 +101,9 @@ class TrainConfig:
     validate_every: epochs between full-ranking evaluations on the validation split.
     early_stopping_patience: validations without a better `monitor` before training stops
       (the best weights are kept); 0 trains all epochs and keeps the last weights.
+    early_stopping_start_epoch: epochs trained before early stopping starts watching
+      `monitor`; validation metrics of sequence models on MovieLens dip after a few epochs and
+      climb past the early peak later, so a short patience alone stops them in the dip.
     monitor: validation metric of early stopping, e.g. "ndcg@10".
     phns: personalised hard negatives for training (preset "none" keeps the model's in-batch
       negatives).
@@ -113,6 +116,7 @@ class TrainConfig:
   learning_rate: float = 1e-3
   validate_every: int = 1
   early_stopping_patience: int = 3
+  early_stopping_start_epoch: int = 0
   monitor: str = "ndcg@10"
   phns: hard_negatives.PHNSConfig = dataclasses.field(default_factory=hard_negatives.PHNSConfig)
   backup_every_steps: int = 0
@@ -120,6 +124,9 @@ class TrainConfig:
   def __post_init__(self):
     if self.backup_every_steps < 0:
       raise ValueError(f"backup_every_steps must be >= 0, got {self.backup_every_steps}.")
+    if self.early_stopping_start_epoch < 0:
+      raise ValueError("early_stopping_start_epoch must be >= 0, got "
+                       f"{self.early_stopping_start_epoch}.")
 
 
 @dataclasses.dataclass

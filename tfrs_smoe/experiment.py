@@ -264,7 +264,8 @@ class Experiment:
     if training.early_stopping_patience:
       callbacks.append(tf.keras.callbacks.EarlyStopping(
           f"val_{training.monitor}", mode="max", restore_best_weights=True,
-          patience=training.early_stopping_patience * training.validate_every))
+          patience=training.early_stopping_patience * training.validate_every,
+          start_from_epoch=training.early_stopping_start_epoch))
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
                                                     write_graph=False))
     model.fit(dataset, epochs=training.epochs, steps_per_epoch=stream.steps_per_epoch,
