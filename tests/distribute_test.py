@@ -205,6 +205,16 @@ def test_is_chief_reads_tf_config(monkeypatch, tf_config, chief):
   assert distribute.is_chief() == chief
 
 
+@pytest.mark.parametrize("strategy, task_type, serves", [
+    ("parameter_server", "ps", True), ("parameter_server", "worker", True),
+    ("parameter_server", "chief", False), ("multi_worker", "worker", False)])
+def test_is_server_task_reads_tf_config(monkeypatch, strategy, task_type, serves):
+  cluster = {"chief": ["c:0"], "worker": ["a:1"], "ps": ["p:2"]}
+  monkeypatch.setenv("TF_CONFIG", json.dumps(
+      {"cluster": cluster, "task": {"type": task_type, "index": 0}}))
+  assert distribute.is_server_task(distribute.DistributeConfig(strategy=strategy)) == serves
+
+
 def test_free_local_addresses_are_distinct_and_bindable():
   addresses = distribute.free_local_addresses(3)
   assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)

@@ -26,7 +26,6 @@ Example:
 """
 
 import dataclasses
-import json
 import os
 import socket
 from typing import List
@@ -96,8 +95,7 @@ def is_server_task(config: DistributeConfig) -> bool:
   """Whether this process is a worker or parameter server of parameter-server training."""
   if config.strategy != "parameter_server":
     return False
-  task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-  return task.get("type") in _SERVER_TASKS
+  return tf.distribute.cluster_resolver.TFConfigClusterResolver().task_type in _SERVER_TASKS
 
 
 def serve() -> None:
@@ -117,12 +115,11 @@ def serve() -> None:
 
 def is_chief() -> bool:
   """Whether this process writes the run's artifacts (the chief, else worker 0, or no cluster)."""
-  cluster_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-  task = cluster_config.get("task")
-  if not task or task.get("type") == "chief":
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  if resolver.task_type in (None, "chief"):
     return True
-  return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
-          and "chief" not in cluster_config.get("cluster", {}))
+  return (resolver.task_type == "worker" and not resolver.task_id
+          and "chief" not in resolver.cluster_spec().jobs)
 
 
 def data_sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
