@@ -11,16 +11,20 @@ does not exist), with early stopping on validation, and writes into --output_dir
   S-MoE-BST variant run (seed 0);
 - report_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
 - report.json and each run's artifacts (model_dir per data set / variant / seed).
+With --readme=README.md, report.md and the plots (copied into docs/) also replace the section
+between the readme's `<!-- begin experiments/report.py -->` and `<!-- end
+experiments/report.py -->` lines, so the README's results are the report's own text.
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
 with --resume, so an interrupted report goes on where it stopped. Cost: a full report is about
 45 trainings; on a 2-core CPU a S-MoE-BST training takes 10 to 25 minutes.
 
   python experiments/report.py --output_dir=runs/report \
-      --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume
+      --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume --readme=README.md
 """
 
 import json
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -61,8 +65,12 @@ flags.DEFINE_list("variants", list(VARIANTS), "Variants to run.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; popularity is deterministic and runs once.")
 flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
 flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches.")
+flags.DEFINE_string("readme", "", "Also write the report into this markdown file (e.g. README.md) "
+                    "between its '<!-- begin experiments/report.py -->' and '<!-- end "
+                    "experiments/report.py -->' lines, with the plots copied into docs/ beside it.")
 FLAGS = flags.FLAGS
 
+_README_SECTION = "experiments/report.py"
 _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
 
 
@@ -156,6 +164,8 @@ def main(argv):
   for variant in FLAGS.variants:
     if variant not in VARIANTS:
       raise ValueError(f"Unknown variant {variant!r}; use {', '.join(VARIANTS)}.")
+  if FLAGS.readme:  # Fails before hours of training when the readme has no place for it.
+    reporting.generated_section(FLAGS.readme, _README_SECTION)
   lines = reporting.table_header(["data", "variant"], _COLUMNS)
   lines[0] += " s/epoch |"
   lines[1] += "---|"
@@ -188,15 +198,33 @@ def main(argv):
                                 {f"{d}/{v}": o for d, per in runs.items() for v, o in per.items()})
   print("\n".join(lines))
   print(f"Written to {path}")
+  plots = []
   pyplot = _pyplot()
-  if pyplot is None or not runs:
-    return
-  _plot_metrics(pyplot, runs, os.path.join(FLAGS.output_dir, "report_metrics.png"))
-  if gate_runs:
-    _plot_gates(pyplot, gate_runs, os.path.join(FLAGS.output_dir, "report_gates.png"))
-  if curve_runs:
-    _plot_curves(pyplot, curve_runs, os.path.join(FLAGS.output_dir, "report_curves.png"))
-  print(f"Plots written to {FLAGS.output_dir}")
+  if pyplot is not None and runs:
+    plots.append(("Full-ranking NDCG@10 and PHNS-test NDCG@1 per variant", "report_metrics.png"))
+    _plot_metrics(pyplot, runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    if gate_runs:
+      plots.append(("Gate weight per expert over test users", "report_gates.png"))
+      _plot_gates(pyplot, gate_runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    if curve_runs:
+      plots.append(("Validation NDCG@10 per epoch", "report_curves.png"))
+      _plot_curves(pyplot, curve_runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    print(f"Plots written to {FLAGS.output_dir}")
+  if FLAGS.readme:
+    _write_into_readme(path, plots)
+
+
+def _write_into_readme(report_path, plots):
+  """Puts report.md and the plots (copied into docs/ beside the readme) into --readme."""
+  docs = os.path.join(os.path.dirname(os.path.abspath(FLAGS.readme)), "docs")
+  os.makedirs(docs, exist_ok=True)
+  with open(report_path, encoding="utf-8") as f:
+    sections = [f.read().strip()]
+  for title, name in plots:
+    shutil.copyfile(os.path.join(FLAGS.output_dir, name), os.path.join(docs, name))
+    sections.append(f"![{title}](docs/{name})")
+  reporting.replace_generated_section(FLAGS.readme, _README_SECTION, "\n\n".join(sections))
+  print(f"Report written into {FLAGS.readme}")
 
 
 if __name__ == "__main__":

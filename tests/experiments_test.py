@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from tfrs_smoe import reporting
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -157,12 +159,18 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
           "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
           "feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
           "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
+  readme = tmp_path / "README.md"
+  readme.write_text("# Results\n<!-- begin experiments/report.py -->\n"
+                    "<!-- end experiments/report.py -->\nHand-written.\n", encoding="utf-8")
   output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
                 "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
                 "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
-                "--seeds=0", f"--params_override={tiny}")
+                "--seeds=0", f"--params_override={tiny}", f"--readme={readme}")
   assert "Skipping MovieLens" in output
   table = (output_dir / "report.md").read_text(encoding="utf-8")
+  section = reporting.generated_section(str(readme), "experiments/report.py")
+  assert section.startswith(table.strip()) and "![Gate weight" in section
+  assert readme.read_text(encoding="utf-8").endswith("-->\nHand-written.\n")
   assert " cores, TensorFlow " in table  # The machine is named.
   assert "| s/epoch |" in table
   with open(output_dir / "report.json", encoding="utf-8") as f:
@@ -182,6 +190,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   assert two_tower["train"]["batch_size"] == 512 and two_tower["train"]["epochs"] == 2
   for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
     assert (output_dir / plot).stat().st_size > 0
+    assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
 
 
 def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):

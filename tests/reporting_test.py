@@ -46,3 +46,25 @@ def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path,
 
 def test_mean_std_formats_population_spread():
   assert reporting.mean_std([0.1, 0.3]) == f"{0.2:.4f} ± {np.std([0.1, 0.3]):.4f}"
+
+
+def test_replace_generated_section_keeps_the_text_around_it(tmp_path):
+  readme = tmp_path / "README.md"
+  readme.write_text("# Title\n\n<!-- begin report -->\nold table\n<!-- end report -->\n\nAfter.\n",
+                    encoding="utf-8")
+  assert reporting.generated_section(str(readme), "report") == "old table"
+  reporting.replace_generated_section(str(readme), "report", "| new | table |\n")
+  assert readme.read_text(encoding="utf-8") == (
+      "# Title\n\n<!-- begin report -->\n| new | table |\n<!-- end report -->\n\nAfter.\n")
+
+
+@pytest.mark.parametrize("text", ["no markers\n", "<!-- end report -->\n<!-- begin report -->\n",
+                                  "<!-- begin report -->\n<!-- end report -->\n" * 2])
+def test_replace_generated_section_needs_its_markers_once_in_order(tmp_path, text):
+  readme = tmp_path / "README.md"
+  readme.write_text(text, encoding="utf-8")
+  with pytest.raises(ValueError, match="begin report"):
+    reporting.replace_generated_section(str(readme), "report", "table")
+  with pytest.raises(ValueError, match="begin report"):
+    reporting.generated_section(str(readme), "report")
+  assert readme.read_text(encoding="utf-8") == text
