@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import reporting
@@ -42,6 +43,27 @@ def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path,
   with pytest.raises(KeyboardInterrupt):
     reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True)
   assert not os.path.exists(os.path.join(model_dir, "outcome.json"))
+
+
+def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume(tmp_path, monkeypatch):
+  config = config_lib.apply_overrides(_config(tmp_path), {
+      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
+      "train": {"epochs": 3, "early_stopping_patience": 0}})
+  model_dir = str(tmp_path / "run")
+  fit = reporting.experiment_lib.Experiment.fit
+
+  class StopAfterSecondEpoch(tf.keras.callbacks.Callback):
+
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == 1:  # After the backup of that epoch, which the experiment's callbacks write.
+        raise KeyboardInterrupt
+
+  monkeypatch.setattr(reporting.experiment_lib.Experiment, "fit",
+                      lambda self, split: fit(self, split, callbacks=[StopAfterSecondEpoch()]))
+  with pytest.raises(KeyboardInterrupt):
+    reporting.run_experiment(config, model_dir)
+  monkeypatch.undo()
+  assert reporting.run_experiment(config, model_dir, resume=True).epochs == 3
 
 
 def test_mean_std_formats_population_spread():

@@ -31,8 +31,9 @@ class RunOutcome:
   Attributes:
     seed: the run's seed.
     results: protocol -> metric -> value on the test targets.
-    epochs: epochs trained (0 for models without training epochs).
-    train_seconds: wall time of `Experiment.fit`.
+    epochs: epochs trained, counting those before a resume (0 for models without epochs).
+    train_seconds: wall time of `Experiment.fit` (of its last start, for a run resumed from a
+      backup).
   """
 
   seed: int
@@ -64,7 +65,8 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   model = experiment.fit(split)
   seconds = time.time() - start
   history = getattr(model, "history", None)
-  epochs = len(history.epoch) if history is not None else 0
+  # Epoch numbers count from the first epoch even when fit resumed from a backup.
+  epochs = history.epoch[-1] + 1 if history is not None and history.epoch else 0
   results = experiment.evaluate(model, split, "test")
   experiment.write_results(results, "test")
   outcome = RunOutcome(config.seed, results, epochs, seconds)
