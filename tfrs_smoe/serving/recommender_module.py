@@ -102,27 +102,28 @@ class RecommenderModule(tf.Module):
              else tf.cast(self._user_table.lookup(user_id), tf.int32))
     return {"history": padded[:, -self.max_len:], "user_index": users}
 
-  def _excluded(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """[batch, num_items] True for reserved indices and the items of the history."""
-    history = features["history"]
-    rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, tf.newaxis], tf.shape(history))
-    seen = tf.scatter_nd(tf.reshape(tf.stack([rows, history], -1), [-1, 2]),
-                         tf.ones([tf.size(history)], tf.int32),
-                         [tf.shape(history)[0], self.num_items]) > 0
-    return seen | (tf.range(self.num_items) < FIRST_ITEM_INDEX)[tf.newaxis, :]
+  def _without_excluded(self, scores: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    """`scores` [batch, num_items] with -inf at the reserved indices and the history's items."""
+    batch = tf.shape(history)[0]
+    reserved = tf.broadcast_to(tf.range(FIRST_ITEM_INDEX)[tf.newaxis], [batch, FIRST_ITEM_INDEX])
+    excluded = tf.concat([reserved, history], axis=1)  # Padding is reserved index 0.
+    rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis], tf.shape(excluded))
+    # A sparse update of the few excluded entries: a dense [batch, num_items] mask would cost
+    # as much as the scoring itself on large catalogues.
+    return tf.tensor_scatter_nd_update(
+        scores, tf.reshape(tf.stack([rows, excluded], -1), [-1, 2]),
+        tf.fill([tf.size(excluded)], tf.constant(-np.inf, scores.dtype)))
 
   def _recommend(self, history: tf.Tensor, user_id: Optional[tf.Tensor]
                  ) -> Dict[str, tf.Tensor]:
     features = self._features(history, user_id)
     has_history = tf.reduce_any(features["history"] > PADDING_INDEX, axis=1)
-    excluded = self._excluded(features)
-    popular = tf.broadcast_to(self._popularity, tf.shape(excluded))
     if self.retriever is None:
       model_scores = self.ranker.score_catalogue(features, self._ranker_items)
     else:
       model_scores = self.retriever.score_catalogue(features, self._retriever_items)
-    scores = tf.where(has_history[:, tf.newaxis], model_scores, popular)
-    scores = tf.where(excluded, -np.inf, scores)
+    scores = tf.where(has_history[:, tf.newaxis], model_scores, self._popularity[tf.newaxis])
+    scores = self._without_excluded(scores, features["history"])
     if self.retriever is None:
       top_scores, top_items = tf.math.top_k(scores, k=self.k)
     else:
