@@ -187,15 +187,22 @@ class Experiment:
 
   def _sequence_stream(self, split: splits_lib.Split,
                        steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
-    """Shuffled batches of whole sequences, with PHNS negatives when configured."""
+    """Shuffled batches of whole sequences, each cut to its longest sequence (see
+    `SequencePipeline.without_leading_padding`), with PHNS negatives when configured."""
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
-    add_negatives = None
+    sampler = None
     if training.phns.enabled:
-      add_negatives = hard_negatives.HardNegativeSampler.from_log(
-          split.train, split.item_vocabulary.size, training.phns).add_negatives
+      sampler = hard_negatives.HardNegativeSampler.from_log(
+          split.train, split.item_vocabulary.size, training.phns)
+
+    def transform(batches: tf.data.Dataset) -> tf.data.Dataset:
+      batches = batches.map(sequences.SequencePipeline.without_leading_padding,
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      return batches if sampler is None else sampler.add_negatives(batches)
+
     return epoch_stream.EpochStream(pipeline.sequences(split.train, data.all_chunks).cache(),
-                                    training.batch_size, self.config.seed, add_negatives,
+                                    training.batch_size, self.config.seed, transform,
                                     steps_per_epoch=steps_per_epoch)
 
   def _two_tower_stream(self, split: splits_lib.Split,

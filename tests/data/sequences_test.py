@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits
@@ -86,6 +87,20 @@ def test_batched_windows_have_static_inner_shapes():
   pipeline = sequences.SequencePipeline(max_len=5, next_k=3)
   batch = next(iter(pipeline.batched(pipeline.windows(_log()), batch_size=3, shuffle_seed=1)))
   assert batch["history"].shape == (3, 5) and batch["targets"].shape == (3, 3)
+
+
+def test_without_leading_padding_cuts_a_batch_to_its_longest_sequence():
+  pipeline = sequences.SequencePipeline(max_len=6, next_k=2, soft_labels=(1.0, 0.5))
+  batch = next(iter(pipeline.sequences(_log()).batch(8)))
+  assert batch["history"].shape[1] == 6
+  cut = sequences.SequencePipeline.without_leading_padding(batch)
+  # The longest user has 4 positives: 3 history positions, the first 3 of 6 are padding.
+  np.testing.assert_array_equal(cut["history"], batch["history"][:, 3:])
+  for name, value in batch.items():
+    expected = value[:, 3:] if value.shape.rank >= 2 else value
+    np.testing.assert_array_equal(cut[name], expected)
+  empty = {"history": tf.zeros([2, 4], tf.int32), "user_index": tf.range(2)}
+  assert sequences.SequencePipeline.without_leading_padding(empty)["history"].shape == (2, 4)
 
 
 def test_rejects_mismatched_soft_labels():

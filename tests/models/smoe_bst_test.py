@@ -107,6 +107,20 @@ def test_shapes_of_every_path():
                              atol=1e-5)
 
 
+def test_leading_padding_cut_from_a_batch_changes_no_loss():
+  pipeline = sequences.SequencePipeline(max_len=MAX_LEN, next_k=2, soft_labels=(1.0, 0.5))
+  batch = next(iter(pipeline.sequences(_log(_planted_sequences(num_users=6, length=9))).batch(6)))
+  batch["negatives"] = tf.random.stateless_uniform([6, MAX_LEN, 4], [1, 2], 2, NUM_ITEMS,
+                                                   tf.int32)
+  cut = sequences.SequencePipeline.without_leading_padding(batch)
+  assert cut["history"].shape[1] == 8
+  model = _model(windows=(2, 4, 0), entropy_weight=1.0)
+  full_loss = model.compute_loss(batch).numpy()
+  full_entropy_term = tf.add_n(model.losses).numpy()
+  np.testing.assert_allclose(model.compute_loss(cut), full_loss, rtol=1e-5)
+  np.testing.assert_allclose(tf.add_n(model.losses), full_entropy_term, rtol=1e-5)
+
+
 def test_one_window_is_bst_without_a_gate():
   model = _model(windows=(0,))
   _, alpha = model.encode(_features(_planted_sequences(num_users=2)[:, :MAX_LEN]))
