@@ -1,10 +1,12 @@
 r"""tf.data throughput of the training-example pipelines on the synthetic streaming log.
 
 Generates the log in memory (no TFDS), splits it leave-one-out, and times full passes over the
-batched `windows` and `sequences` datasets with item feature tables, and over `sequences` with
-PHNS negatives (HARD preset, --num_negatives per position). Counts examples/s and target
-positions/s (a sequence example of length L carries up to L positions), to set beside the
-models' training rates (`benchmarks/training_throughput.py`). Prints a table and writes JSON.
+batched `windows` (two-tower's examples) and over the whole-sequence batches that BST and
+S-MoE-BST train on (`Experiment.training_stream`: every chunk of each user, shuffled, cut to
+the longest sequence of each batch), without and with PHNS negatives (HARD preset,
+--num_negatives per position). Counts examples/s and target positions/s (a sequence example of
+length L carries up to L positions), to set beside the models' training rates
+(`benchmarks/training_throughput.py`). Prints a table and writes JSON.
 
   python benchmarks/sequence_pipeline.py --num_users=1500 --output=/tmp/pipeline.json
 """
@@ -19,8 +21,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import tfrs_smoe  # pylint: disable=unused-import  (selects tf-keras before TF is used)
-from tfrs_smoe.data import hard_negatives
+from tfrs_smoe import config as config_lib
+from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import item_features
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits
@@ -31,7 +33,7 @@ flags.DEFINE_integer("num_users", 1500, "Synthetic users.")
 flags.DEFINE_integer("num_titles", 2000, "Synthetic titles.")
 flags.DEFINE_integer("max_len", 50, "History length.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
-flags.DEFINE_integer("num_negatives", 8, "PHNS negatives per target position.")
+flags.DEFINE_integer("num_negatives", 10, "PHNS negatives per target position.")
 flags.DEFINE_integer("passes", 3, "Timed passes; the median is reported.")
 flags.DEFINE_string("output", "", "JSON output path (optional).")
 FLAGS = flags.FLAGS
@@ -57,23 +59,25 @@ def main(argv):
   split = splits.leave_one_out(log)
   tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
   pipeline = sequences.SequencePipeline(max_len=FLAGS.max_len, item_features=tables.as_dict())
-  sampler = hard_negatives.HardNegativeSampler.from_log(
-      split.train, split.item_vocabulary.size,
-      hard_negatives.PHNSConfig(preset="hard", num_negatives=FLAGS.num_negatives))
+
+  def training_batches(phns_preset):
+    config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+        "data": {"max_len": FLAGS.max_len}, "model": {"name": "smoe_bst"},
+        "train": {"batch_size": FLAGS.batch_size, "phns": {
+            "preset": phns_preset, "num_negatives": FLAGS.num_negatives}}})
+    return experiment_lib.Experiment(config, "/tmp/unused").training_stream(split).dataset(1)
+
   sequence_positions = lambda batch: int(np.sum(batch["target_weights"].numpy()[..., 0] > 0))
-  # name -> (examples, positions per batch, transform of the batched dataset)
+  # name -> (batches, target positions of a batch)
   shapes = {
-      "windows": (pipeline.windows(split.train),
-                  lambda batch: int(batch["history"].shape[0]), lambda batches: batches),
-      "sequences": (pipeline.sequences(split.train), sequence_positions,
-                    lambda batches: batches),
-      "seq+PHNS": (pipeline.sequences(split.train), sequence_positions,
-                   lambda batches: sampler.add_negatives(batches).prefetch(8)),
+      "windows": (pipeline.batched(pipeline.windows(split.train), FLAGS.batch_size,
+                                   shuffle_seed=0), lambda batch: int(batch["history"].shape[0])),
+      "sequences": (training_batches("none"), sequence_positions),
+      "seq+PHNS": (training_batches("hard"), sequence_positions),
   }
   rows = []
-  for name, (dataset, positions_of, transform) in shapes.items():
-    batched = transform(pipeline.batched(dataset, FLAGS.batch_size, shuffle_seed=0))
-    seconds, examples, positions = _time_passes(batched, positions_of)
+  for name, (batches, positions_of) in shapes.items():
+    seconds, examples, positions = _time_passes(batches, positions_of)
     rows.append({"shape": name, "examples": examples, "positions": positions,
                  "seconds": seconds, "examples_per_second": examples / seconds,
                  "positions_per_second": positions / seconds})

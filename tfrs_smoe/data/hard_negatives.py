@@ -180,7 +180,11 @@ class HardNegativeSampler:
     hard_keys = tf.random.stateless_uniform(
         [batch_size, num_positions, tf.shape(hard_pool)[1]], seeds[0])
     hard_keys += 2.0 * tf.cast(hard_pool[:, tf.newaxis, :] == 0, tf.float32)  # Padding last.
-    hard = tf.gather(hard_pool, tf.argsort(hard_keys, axis=-1), batch_dims=1)  # [batch, P, H]
+    # A random order of the pool, of which no more than num_negatives can be picked: the
+    # num_negatives smallest keys, not a full sort of every position's pool.
+    num_shuffled = tf.minimum(tf.shape(hard_pool)[1], self.config.num_negatives)
+    _, order = tf.math.top_k(-hard_keys, k=num_shuffled)
+    hard = tf.gather(hard_pool, order, batch_dims=1)  # [batch, P, min(H, num_negatives)]
     draw_shape = [batch_size, num_positions, draws_per_pool]
     trending = self._draw(self.trending, draw_shape, seeds[1])
     tailing = self._draw(self.tailing, draw_shape, seeds[2])
