@@ -158,9 +158,9 @@ class EngagementMultitask(tf.keras.layers.Layer):
                     negative_valid, item_table):
     """Weighted mean cross-entropy of each target against its softmax's candidates."""
     if self.config.softmax == "full":
-      logits = self._scorer.score_all(query, item_table)  # [P, num_items]
-      reserved = tf.range(tf.shape(logits)[1]) < metrics_lib.NUM_RESERVED_ITEMS
-      logits = tf.where(reserved[tf.newaxis], tf.cast(-1e9, logits.dtype), logits)
+      # Reserved indices (padding, out-of-vocabulary) never compete: they are left out of
+      # the table instead of masked in the [P, num_items] logits.
+      logits = self._scorer.score_all(query, item_table[metrics_lib.NUM_RESERVED_ITEMS:])
       cross_entropy = tf.reduce_logsumexp(logits, axis=-1, keepdims=True) - positive_scores
     elif self.config.softmax == "sampled":
       masked_negatives = tf.where(negative_valid > 0, negative_scores,
