@@ -1,11 +1,11 @@
 r"""tf.data throughput of the training-example pipelines on the synthetic streaming log.
 
 Generates the log in memory (no TFDS), splits it leave-one-out, and times full passes over the
-batched `windows` (two-tower's examples) and over the whole-sequence batches that BST and
-S-MoE-BST train on (`Experiment.training_stream`: every chunk of each user, shuffled, cut to
-the longest sequence of each batch), without and with PHNS negatives (HARD preset,
---num_negatives per position). Counts examples/s and target positions/s (a sequence example of
-length L carries up to L positions), to set beside the models' training rates
+batches the models train on (`Experiment.training_stream`): two-tower's (history window, next
+item) pairs, and the whole-sequence batches of BST and S-MoE-BST (every chunk of each user,
+shuffled, cut to the longest sequence of each batch) without and with PHNS negatives (HARD
+preset, --num_negatives per position). Counts examples/s and target positions/s (a sequence
+example of length L carries up to L positions), to set beside the models' training rates
 (`benchmarks/training_throughput.py`). Prints a table and writes JSON.
 
   python benchmarks/sequence_pipeline.py --num_users=1500 --output=/tmp/pipeline.json
@@ -23,8 +23,6 @@ import numpy as np
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
-from tfrs_smoe.data import item_features
-from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits
 from tfrs_smoe.data import synthetic
 import machine
@@ -57,12 +55,10 @@ def main(argv):
   log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(
       num_users=FLAGS.num_users, num_titles=FLAGS.num_titles))
   split = splits.leave_one_out(log)
-  tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
-  pipeline = sequences.SequencePipeline(max_len=FLAGS.max_len, item_features=tables.as_dict())
 
-  def training_batches(phns_preset):
+  def training_batches(model_name, phns_preset="none"):
     config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-        "data": {"max_len": FLAGS.max_len}, "model": {"name": "smoe_bst"},
+        "data": {"max_len": FLAGS.max_len}, "model": {"name": model_name},
         "train": {"batch_size": FLAGS.batch_size, "phns": {
             "preset": phns_preset, "num_negatives": FLAGS.num_negatives}}})
     return experiment_lib.Experiment(config, "/tmp/unused").training_stream(split).dataset(1)
@@ -70,10 +66,9 @@ def main(argv):
   sequence_positions = lambda batch: int(np.sum(batch["target_weights"].numpy()[..., 0] > 0))
   # name -> (batches, target positions of a batch)
   shapes = {
-      "windows": (pipeline.batched(pipeline.windows(split.train), FLAGS.batch_size,
-                                   shuffle_seed=0), lambda batch: int(batch["history"].shape[0])),
-      "sequences": (training_batches("none"), sequence_positions),
-      "seq+PHNS": (training_batches("hard"), sequence_positions),
+      "windows": (training_batches("two_tower"), lambda batch: int(batch["history"].shape[0])),
+      "sequences": (training_batches("smoe_bst"), sequence_positions),
+      "seq+PHNS": (training_batches("smoe_bst", "hard"), sequence_positions),
   }
   rows = []
   for name, (batches, positions_of) in shapes.items():
