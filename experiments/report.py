@@ -14,6 +14,8 @@ does not exist), with early stopping on validation, and writes into --output_dir
 With --readme=README.md, report.md and the plots (copied into docs/) also replace the section
 between the readme's `<!-- begin experiments/report.py -->` and `<!-- end
 experiments/report.py -->` lines, so the README's results are the report's own text.
+--dataset_params_override sets one data set's training (e.g. MovieLens' dropout and schedule)
+under the variants, which still switch their own components on or off.
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
 with --resume, so an interrupted report goes on where it stopped. Cost: a full report is about
 45 trainings; on a 2-core CPU a S-MoE-BST training takes 10 to 25 minutes.
@@ -33,6 +35,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+import yaml
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
@@ -63,7 +66,10 @@ flags.DEFINE_string("tfds_data_dir", "", "Where TFDS prepares the data sets ('' 
 flags.DEFINE_list("datasets", ["streaming_logs", "movielens"], "Data sets to run.")
 flags.DEFINE_list("variants", list(VARIANTS), "Variants to run.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; popularity is deterministic and runs once.")
-flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run.")
+flags.DEFINE_string("dataset_params_override", "", "YAML/JSON mapping (inline or a file) from "
+                    "data set (streaming_logs, movielens) to overrides of that data set's runs, "
+                    "applied before each variant's own settings.")
+flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run, last.")
 flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches.")
 flags.DEFINE_string("readme", "", "Also write the report into this markdown file (e.g. README.md) "
                     "between its '<!-- begin experiments/report.py -->' and '<!-- end "
@@ -74,13 +80,42 @@ _README_SECTION = "experiments/report.py"
 _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
 
 
-def _config(data, variant, seed):
+def _dataset_overrides():
+  """{data set: overrides} of --dataset_params_override, checked before any training."""
+  text = FLAGS.dataset_params_override
+  if os.path.isfile(text):
+    with open(text, encoding="utf-8") as f:
+      text = f.read()
+  overrides = yaml.safe_load(text) or {}
+  if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+    raise ValueError(f"--dataset_params_override must map data sets to mappings, got {text!r}.")
+  unknown = set(overrides) - set(reporting.DATASETS)
+  if unknown:
+    raise ValueError(f"--dataset_params_override names unknown data sets {sorted(unknown)}; "
+                     f"use {', '.join(reporting.DATASETS)}.")
+  for dataset, dataset_overrides in overrides.items():  # Unknown config keys fail here too.
+    config_lib.apply_overrides(config_lib.ExperimentConfig(), dataset_overrides, f"{dataset}: ")
+  return overrides
+
+
+def _config(data, dataset_overrides, variant, seed):
+  """Defaults <- the data set's settings <- the variant's <- --params_override: a variant's
+  switch wins over a data set's setting of the same field (e.g. next_k of smoe_bst_no_next_k)."""
   overrides = VARIANTS[variant]
   if overrides["model"]["name"] == "two_tower":
     overrides = {**overrides, "train": _TWO_TOWER_TRAIN}
-  overrides = {**overrides, "data": {**data, **overrides.get("data", {})}, "seed": seed}
-  config = config_lib.apply_overrides(config_lib.ExperimentConfig(), overrides)
+  config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {"data": data})
+  config = config_lib.apply_overrides(config, dataset_overrides)
+  config = config_lib.apply_overrides(config, {**overrides, "seed": seed})
   return config_lib.override(config, FLAGS.params_override)
+
+
+def _data_configs():
+  """(data set, `DataConfig` overrides) of each of --datasets that is present."""
+  for dataset in FLAGS.datasets:
+    for _, data in reporting.data_configs([dataset], ["default"], FLAGS.movielens_dir,
+                                          FLAGS.tfds_data_dir):
+      yield dataset, data
 
 
 def _pyplot():
@@ -164,19 +199,19 @@ def main(argv):
   for variant in FLAGS.variants:
     if variant not in VARIANTS:
       raise ValueError(f"Unknown variant {variant!r}; use {', '.join(VARIANTS)}.")
+  dataset_overrides = _dataset_overrides()
   if FLAGS.readme:  # Fails before hours of training when the readme has no place for it.
     reporting.generated_section(FLAGS.readme, _README_SECTION)
   lines = reporting.table_header(["data", "variant"], _COLUMNS)
   lines[0] += " s/epoch |"
   lines[1] += "---|"
   runs, gate_runs, curve_runs = {}, {}, {}
-  for _, data in reporting.data_configs(FLAGS.datasets, ["default"], FLAGS.movielens_dir,
-                                        FLAGS.tfds_data_dir):
+  for dataset, data in _data_configs():
     for variant in FLAGS.variants:
       seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
       outcomes = []
       for seed in seeds:
-        config = _config(data, variant, seed)
+        config = _config(data, dataset_overrides.get(dataset, {}), variant, seed)
         model_dir = os.path.join(FLAGS.output_dir, config.data.dataset.replace("/", "_"),
                                  f"{variant}_seed{seed}")
         outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
@@ -193,7 +228,8 @@ def main(argv):
   note = (f"seeds {', '.join(FLAGS.seeds)}; {info}; command: python experiments/report.py "
           f"--seeds={','.join(FLAGS.seeds)} --datasets={','.join(FLAGS.datasets)} "
           f"--variants={','.join(FLAGS.variants)}"
-          + (f" --params_override='{FLAGS.params_override}'" if FLAGS.params_override else ""))
+          + "".join(f" --{name}='{FLAGS[name].value}'" for name in
+                    ("dataset_params_override", "params_override") if FLAGS[name].value))
   path = reporting.write_report(FLAGS.output_dir, "report", "experiments/report.py", note, lines,
                                 {f"{d}/{v}": o for d, per in runs.items() for v, o in per.items()})
   print("\n".join(lines))

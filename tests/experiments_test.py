@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import yaml
 
@@ -165,7 +166,9 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
                 "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
                 "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
-                "--seeds=0", f"--params_override={tiny}", f"--readme={readme}")
+                "--seeds=0", f"--params_override={tiny}", f"--readme={readme}",
+                "--dataset_params_override={streaming_logs: {model: {encoder: {dropout: 0.3}}, "
+                "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}")
   assert "Skipping MovieLens" in output
   table = (output_dir / "report.md").read_text(encoding="utf-8")
   section = reporting.generated_section(str(readme), "experiments/report.py")
@@ -184,13 +187,29 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
   params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed0" /
                            "params.yaml").read_text(encoding="utf-8"))
+  # The variant's switch wins over the data set's next_k; the data set's dropout stays.
   assert params["data"]["next_k"] == 1 and params["data"]["soft_labels"] == [1.0]
+  assert params["model"]["encoder"]["dropout"] == 0.3
   two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed0" /
                               "params.yaml").read_text(encoding="utf-8"))
   assert two_tower["train"]["batch_size"] == 512 and two_tower["train"]["epochs"] == 2
   for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
     assert (output_dir / plot).stat().st_size > 0
     assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
+
+
+@pytest.mark.parametrize("dataset_override", [
+    "{movielens: {train: {epochs: 3}}, streaming: {train: {epochs: 3}}}",
+    "{movielens: {train: {epoch: 3}}}"])
+def test_report_rejects_bad_dataset_overrides_before_training(tmp_path, dataset_override):
+  result = subprocess.run(
+      [sys.executable, os.path.join(_ROOT, "experiments", "report.py"),
+       f"--output_dir={tmp_path / 'report'}", f"--dataset_params_override={dataset_override}"],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode != 0
+  assert ("unknown data sets ['streaming']" in result.stderr
+          or "Unknown config key 'movielens: train.epoch'" in result.stderr), result.stderr
+  assert not (tmp_path / "report").exists()
 
 
 def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
