@@ -100,13 +100,16 @@ def _dataset_overrides():
 
 def _config(data, dataset_overrides, variant, seed):
   """Defaults <- the data set's settings <- the variant's <- --params_override: a variant's
-  switch wins over a data set's setting of the same field (e.g. next_k of smoe_bst_no_next_k)."""
+  switch wins over a data set's setting of the same field (e.g. next_k of smoe_bst_no_next_k).
+  PHNS draws follow the run's seed, as in phns_ablation.py, so that its runs with the same
+  settings are the report's runs (copied into --output_dir, --resume reuses them)."""
   overrides = VARIANTS[variant]
   if overrides["model"]["name"] == "two_tower":
     overrides = {**overrides, "train": _TWO_TOWER_TRAIN}
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {"data": data})
   config = config_lib.apply_overrides(config, dataset_overrides)
   config = config_lib.apply_overrides(config, {**overrides, "seed": seed})
+  config = config_lib.apply_overrides(config, {"train": {"phns": {"seed": seed}}})
   return config_lib.override(config, FLAGS.params_override)
 
 

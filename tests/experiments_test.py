@@ -166,7 +166,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
                 "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
                 "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
-                "--seeds=0", f"--params_override={tiny}", f"--readme={readme}",
+                "--seeds=1", f"--params_override={tiny}", f"--readme={readme}",
                 "--dataset_params_override={streaming_logs: {model: {encoder: {dropout: 0.3}}, "
                 "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}")
   assert "Skipping MovieLens" in output
@@ -185,12 +185,13 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   row = [line for line in table.splitlines()
          if "| smoe_bst_no_next_k | full ranking |" in line][0]
   assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
-  params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed0" /
+  params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
                            "params.yaml").read_text(encoding="utf-8"))
+  assert params["seed"] == 1 and params["train"]["phns"]["seed"] == 1
   # The variant's switch wins over the data set's next_k; the data set's dropout stays.
   assert params["data"]["next_k"] == 1 and params["data"]["soft_labels"] == [1.0]
   assert params["model"]["encoder"]["dropout"] == 0.3
-  two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed0" /
+  two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed1" /
                               "params.yaml").read_text(encoding="utf-8"))
   assert two_tower["train"]["batch_size"] == 512 and two_tower["train"]["epochs"] == 2
   for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
