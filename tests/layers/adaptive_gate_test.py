@@ -68,6 +68,30 @@ def test_no_loss_when_entropy_weight_is_zero():
   assert not gate.losses
 
 
+def test_balance_loss_matches_hand_computation_and_respects_the_mask():
+  user, experts = _inputs()
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=0.0, entropy_weight=0.0, balance_weight=0.3)
+  mask = tf.constant([True, False, True, True])
+  _, alpha = gate((user, experts), position_mask=mask)
+  mean_alpha = alpha.numpy()[[0, 2, 3]].mean(axis=0)
+  coefficient_of_variation = mean_alpha.std() / mean_alpha.mean()
+  assert len(gate.losses) == 1
+  np.testing.assert_allclose(gate.losses[0].numpy(), 0.3 * coefficient_of_variation ** 2,
+                             rtol=1e-4)
+
+
+def test_balance_loss_is_zero_for_equal_mean_weights():
+  gate = adaptive_gate.AdaptiveGate(hidden_units=(), noise_stddev=0.0, entropy_weight=0.0,
+                                    balance_weight=1.0)
+  user, experts = _inputs(num_experts=2)
+  gate((user, experts))
+  gate.set_weights([np.zeros_like(w) for w in gate.get_weights()])
+  _, alpha = gate((user, experts))
+  np.testing.assert_allclose(alpha.numpy(), 0.5)
+  assert len(gate.losses) == 1
+  np.testing.assert_allclose(gate.losses[0].numpy(), 0.0, atol=1e-6)
+
+
 def test_per_position_gate_and_metrics_in_a_model():
   user = tf.keras.Input([7, 6])
   experts = tf.keras.Input([7, 2, 5])
@@ -103,7 +127,36 @@ def test_entropy_term_prevents_collapse():
   assert final_entropy(10.0) > 0.35  # Held near H* = 0.52.
 
 
-@pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"noise_stddev": -1.0}])
+def test_balance_term_keeps_every_expert_in_use():
+  """Three experts, a task that rewards expert 0 at half of the positions and expert 1 at the
+  other half: the entropy term alone lets expert 2 go unused; the balance term keeps it in use."""
+  rng = np.random.RandomState(0)
+  user = rng.normal(size=[256, 4]).astype(np.float32)
+  experts = rng.normal(size=[256, 3, 3]).astype(np.float32)
+  favoured = np.arange(256) % 2
+
+  def final_weights(balance_weight):
+    tf.keras.utils.set_random_seed(0)
+    gate = adaptive_gate.AdaptiveGate(hidden_units=(8,), noise_stddev=0.0, entropy_weight=1.0,
+                                      target_entropy=0.52, balance_weight=balance_weight)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    user_and_favoured = np.concatenate([user, favoured[:, None].astype(np.float32)], axis=1)
+    for _ in range(200):
+      with tf.GradientTape() as tape:
+        _, alpha = gate((user_and_favoured, experts), training=True)
+        task = -tf.reduce_mean(tf.math.log(tf.gather(alpha, favoured, batch_dims=1) + 1e-9))
+        loss = task + tf.add_n(gate.losses)
+      optimizer.apply_gradients(zip(tape.gradient(loss, gate.trainable_variables),
+                                    gate.trainable_variables))
+    _, alpha = gate((user_and_favoured, experts))
+    return alpha.numpy().mean(axis=0)
+
+  assert final_weights(0.0)[2] < 0.05  # Entropy met by mixing experts 0 and 1 only.
+  assert final_weights(5.0)[2] > 0.2
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"noise_stddev": -1.0},
+                                    {"balance_weight": -0.1}])
 def test_bad_settings_are_errors(kwargs):
   with pytest.raises(ValueError):
     adaptive_gate.AdaptiveGate(**kwargs)
@@ -111,7 +164,7 @@ def test_bad_settings_are_errors(kwargs):
 
 def test_serialization_round_trip():
   gate = adaptive_gate.AdaptiveGate(hidden_units=(16, 8), temperature=0.5, noise_stddev=0.3,
-                                    entropy_weight=0.1, target_entropy=0.4)
+                                    entropy_weight=0.1, target_entropy=0.4, balance_weight=0.2)
   restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(gate))
   assert isinstance(restored, adaptive_gate.AdaptiveGate)
   assert restored.get_config() == gate.get_config()

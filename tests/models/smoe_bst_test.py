@@ -50,13 +50,14 @@ def _log(sequence_rows):
       positive=np.ones(num_users * length, bool))
 
 
-def _model(windows=(2, 0), entropy_weight=0.0, scorer="dot", softmax="full", **task):
+def _model(windows=(2, 0), entropy_weight=0.0, scorer="dot", softmax="full", balance_weight=0.0,
+           **task):
   tf.keras.utils.set_random_seed(0)
   config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
                                   expert_windows=windows, num_blocks=1, num_heads=2,
                                   feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,),
                                   gate_noise_stddev=0.5, entropy_weight=entropy_weight,
-                                  scorer=scorer)
+                                  balance_weight=balance_weight, scorer=scorer)
   return smoe_bst.SMoEBST(NUM_ITEMS, 300, _item_features(), config,
                           multitask.MultitaskConfig(softmax=softmax, **task), max_len=MAX_LEN)
 
@@ -114,11 +115,12 @@ def test_leading_padding_cut_from_a_batch_changes_no_loss():
                                                    tf.int32)
   cut = sequences.SequencePipeline.without_leading_padding(batch)
   assert cut["history"].shape[1] == 8
-  model = _model(windows=(2, 4, 0), entropy_weight=1.0)
+  model = _model(windows=(2, 4, 0), entropy_weight=1.0, balance_weight=1.0)
   full_loss = model.compute_loss(batch).numpy()
-  full_entropy_term = tf.add_n(model.losses).numpy()
+  full_gate_terms = [loss.numpy() for loss in model.losses]
+  assert len(full_gate_terms) == 2  # The entropy and balance terms.
   np.testing.assert_allclose(model.compute_loss(cut), full_loss, rtol=1e-5)
-  np.testing.assert_allclose(tf.add_n(model.losses), full_entropy_term, rtol=1e-5)
+  np.testing.assert_allclose([loss.numpy() for loss in model.losses], full_gate_terms, rtol=1e-5)
 
 
 def test_one_window_is_bst_without_a_gate():

@@ -16,8 +16,12 @@ class AdaptiveGate(tf.keras.layers.Layer):
   Gaussian noise with standard deviation `noise_stddev`, added only in training. An entropy
   regulariser lambda * mean((H(alpha) - H*)^2), H(alpha) = -sum_e alpha_e log alpha_e, is added as
   a layer loss against expert collapse (H* = 0.52 nats by default, between one expert, 0, and
-  two equal experts, log 2 = 0.69). The mean weight of each expert and the mean gate entropy are
-  reported as metrics (`gate_weight_<e>`, `gate_entropy`).
+  two equal experts, log 2 = 0.69). The entropy term acts per position: with three experts,
+  H* < log 2 is met by positions that each mix two of them, and nothing stops one expert from
+  going unused everywhere. An optional balance term against that, the importance loss of Shazeer
+  et al. (2017), w * CV(mean alpha)^2 = w * (E * sum_e mean_alpha_e^2 - 1), is zero when every
+  expert's mean weight over the batch's positions is 1/E. The mean weight of each expert and the
+  mean gate entropy are reported as metrics (`gate_weight_<e>`, `gate_entropy`).
 
   Leading dimensions are free: [batch] for one user vector, [batch, time] for a gate per position.
 
@@ -27,6 +31,8 @@ class AdaptiveGate(tf.keras.layers.Layer):
     noise_stddev: standard deviation of eps in training; 0 disables the noise.
     entropy_weight: lambda; 0 disables the regulariser.
     target_entropy: H* in nats.
+    balance_weight: w of the balance term; 0 (the paper's gate) disables it. Under a
+      tf.distribute strategy each replica balances its own share of the batch.
 
   Call args:
     inputs: a pair (user, experts): user [..., user_dim] embedding and experts
@@ -47,18 +53,20 @@ class AdaptiveGate(tf.keras.layers.Layer):
 
   def __init__(self, hidden_units: Sequence[int] = (64,), temperature: float = 1.0,
                noise_stddev: float = 1.0, entropy_weight: float = 0.01,
-               target_entropy: float = 0.52, **kwargs):
+               target_entropy: float = 0.52, balance_weight: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     if temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {temperature}.")
-    if noise_stddev < 0 or entropy_weight < 0 or target_entropy < 0:
-      raise ValueError("noise_stddev, entropy_weight and target_entropy must be >= 0, got "
-                       f"{noise_stddev}, {entropy_weight} and {target_entropy}.")
+    if min(noise_stddev, entropy_weight, target_entropy, balance_weight) < 0:
+      raise ValueError("noise_stddev, entropy_weight, target_entropy and balance_weight must be "
+                       f">= 0, got {noise_stddev}, {entropy_weight}, {target_entropy} and "
+                       f"{balance_weight}.")
     self.hidden_units = tuple(hidden_units)
     self.temperature = temperature
     self.noise_stddev = noise_stddev
     self.entropy_weight = entropy_weight
     self.target_entropy = target_entropy
+    self.balance_weight = balance_weight
     self._hidden = [tf.keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
                     for i, units in enumerate(self.hidden_units)]
     self._logits: Optional[tf.keras.layers.Dense] = None
@@ -96,13 +104,18 @@ class AdaptiveGate(tf.keras.layers.Layer):
       self.add_loss(self.entropy_weight * tf.reduce_sum(
           weights * tf.square(entropy - self.target_entropy))
                     / tf.maximum(distribute.global_sum(tf.reduce_sum(weights)), 1.0))
+    mean_alpha = tf.reduce_sum(weights[..., tf.newaxis] * alpha,
+                               axis=tf.range(tf.rank(alpha) - 1)) / count
+    if self.balance_weight > 0:
+      # Divided by the replicas: their summed gradients are those of the replicas' mean term.
+      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      self.add_loss(self.balance_weight / replicas * (
+          self.num_experts * tf.reduce_sum(tf.square(mean_alpha)) - 1.0))
     if tf.distribute.in_cross_replica_context():
       # A distributed model called outside its training steps (scoring, evaluation): its
       # per-replica metric variables cannot be updated here, and nothing is being trained.
       return mixed, alpha
     self.add_metric(tf.reduce_sum(weights * entropy) / count, name="gate_entropy")
-    mean_alpha = tf.reduce_sum(weights[..., tf.newaxis] * alpha,
-                               axis=tf.range(tf.rank(alpha) - 1)) / count
     for expert in range(self.num_experts):
       self.add_metric(mean_alpha[expert], name=f"gate_weight_{expert}")
     return mixed, alpha
@@ -115,5 +128,6 @@ class AdaptiveGate(tf.keras.layers.Layer):
         "noise_stddev": self.noise_stddev,
         "entropy_weight": self.entropy_weight,
         "target_entropy": self.target_entropy,
+        "balance_weight": self.balance_weight,
     })
     return config

@@ -30,6 +30,8 @@ class SMoEBSTConfig:
     entropy_weight, target_entropy: lambda (l4, 0 = off) and H* of the gate's entropy term.
       lambda = 1 keeps the mean gate entropy near H* on the embedded default; at 0.01 the gate
       collapsed onto the short-term expert within one epoch there.
+    balance_weight: w of the gate's balance term on the experts' mean weights (0 = off, the
+      paper's gate); see `AdaptiveGate`.
     scorer: "dot" or "mlp" (`CandidateScorer`); scorer_hidden_units: the MLP's layers.
   """
 
@@ -47,6 +49,7 @@ class SMoEBSTConfig:
   gate_noise_stddev: float = 1.0
   entropy_weight: float = 1.0
   target_entropy: float = 0.52
+  balance_weight: float = 0.0
   scorer: str = "dot"
   scorer_hidden_units: Tuple[int, ...] = (64,)
 
@@ -106,7 +109,7 @@ class SMoEBST(tfrs.models.Model):
     if self.experts.num_experts > 1:
       self.gate = adaptive_gate.AdaptiveGate(
           config.gate_hidden_units, config.gate_temperature, config.gate_noise_stddev,
-          config.entropy_weight, config.target_entropy, name="gate")
+          config.entropy_weight, config.target_entropy, config.balance_weight, name="gate")
       if config.user_dim:
         self.user_embedding = tf.keras.layers.Embedding(num_users, config.user_dim,
                                                         name="user")

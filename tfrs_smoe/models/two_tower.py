@@ -130,7 +130,7 @@ class TwoTower(tfrs.models.Model):
       if len(windows) > 1:
         self.gate = adaptive_gate.AdaptiveGate(
             encoder.gate_hidden_units, encoder.gate_temperature, encoder.gate_noise_stddev,
-            encoder.entropy_weight, encoder.target_entropy, name="gate")
+            encoder.entropy_weight, encoder.target_entropy, encoder.balance_weight, name="gate")
     self.user_embedding = (tf.keras.layers.Embedding(num_users, encoder.user_dim, name="user")
                            if encoder.user_dim else None)
     self.query_tower = _tower(config.query_hidden_units, "query_tower")
