@@ -35,7 +35,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import yaml
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
@@ -82,13 +81,10 @@ _COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
 
 def _dataset_overrides():
   """{data set: overrides} of --dataset_params_override, checked before any training."""
-  text = FLAGS.dataset_params_override
-  if os.path.isfile(text):
-    with open(text, encoding="utf-8") as f:
-      text = f.read()
-  overrides = yaml.safe_load(text) or {}
+  overrides = config_lib.read_yaml(FLAGS.dataset_params_override) or {}
   if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-    raise ValueError(f"--dataset_params_override must map data sets to mappings, got {text!r}.")
+    raise ValueError("--dataset_params_override must map data sets to mappings, got "
+                     f"{overrides!r}.")
   unknown = set(overrides) - set(reporting.DATASETS)
   if unknown:
     raise ValueError(f"--dataset_params_override names unknown data sets {sorted(unknown)}; "

@@ -209,15 +209,20 @@ def apply_overrides(config: Any, overrides: Dict[str, Any], prefix: str = "") ->
   return dataclasses.replace(config, **changes)
 
 
+def read_yaml(text_or_path: str) -> Any:
+  """The YAML/JSON value of inline text or of the file at that path (None for "")."""
+  text = text_or_path
+  if os.path.isfile(text_or_path):
+    with open(text_or_path, encoding="utf-8") as f:
+      text = f.read()
+  return yaml.safe_load(text)
+
+
 def override(config: Any, params_override: str) -> Any:
   """A copy of `config` with a YAML/JSON mapping (inline text or a file path) applied."""
   if not params_override:
     return config
-  text = params_override
-  if os.path.isfile(params_override):
-    with open(params_override, encoding="utf-8") as f:
-      text = f.read()
-  return apply_overrides(config, yaml.safe_load(text) or {})
+  return apply_overrides(config, read_yaml(params_override) or {})
 
 
 def to_dict(config: Any) -> Dict[str, Any]:
