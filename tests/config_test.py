@@ -28,6 +28,10 @@ def test_override_from_file(tmp_path):
     ("data: 5", "data.: expected a mapping"),
     ("eval: {ks: 5}", "eval.ks: expected a list"),
     ("train: {early_stopping_start_epoch: -1}", "early_stopping_start_epoch must be >= 0"),
+    ("train: {learning_rate_schedule: step}", "learning_rate_schedule must be one of"),
+    ("train: {warmup_epochs: 2}", "warmup_epochs needs learning_rate_schedule: cosine"),
+    ("train: {learning_rate_schedule: cosine, epochs: 4, warmup_epochs: 4}",
+     r"warmup_epochs must be in \[0, epochs = 4\)"),
 ])
 def test_bad_overrides_name_the_key(text, message):
   with pytest.raises(ValueError, match=message):

@@ -123,6 +123,29 @@ def test_early_stopping_waits_for_its_start_epoch(tmp_path, start_epoch, epochs_
   assert len(model.history.history["val_ndcg@10"]) == epochs_trained
 
 
+def test_cosine_schedule_warms_up_then_decays_over_the_run(tmp_path):
+  config = config_lib.apply_overrides(_config(phns_test=False), {
+      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
+      "data": {"max_len": 8},
+      "train": {"epochs": 3, "batch_size": 8, "learning_rate": 0.01, "early_stopping_patience": 0,
+                "learning_rate_schedule": "cosine", "warmup_epochs": 1}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  split = experiment.prepare_data(_log())
+  steps_per_epoch = experiment.training_stream(split).steps_per_epoch
+  model = experiment.fit(split)
+  total = 3 * steps_per_epoch
+  assert int(model.optimizer.iterations) == total
+  # The rate of the last step, total - 1: cosine decay over the epochs after the warm-up one.
+  progress = (total - 1 - steps_per_epoch) / (total - steps_per_epoch)
+  expected = 0.5 * 0.01 * (1.0 + np.cos(np.pi * progress))
+  np.testing.assert_allclose(float(model.optimizer.learning_rate), expected, rtol=1e-4)
+  schedule = experiment_lib.learning_rate(config.train, steps_per_epoch)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, steps_per_epoch // 2,
+                                                           steps_per_epoch, total)],
+                             [0.0, 0.01 * (steps_per_epoch // 2) / steps_per_epoch, 0.01, 0.0],
+                             atol=1e-7)
+
+
 @pytest.mark.parametrize("two_tower", [
     {"correction": "streaming", "time_ordered": True, "num_buckets": 500},
     {"correction": "counts", "history_encoder": "smoe_bst", "min_engagement": 0.5},

@@ -24,6 +24,7 @@ from tfrs_smoe.models import smoe_bst
 from tfrs_smoe.models import two_tower as two_tower_lib
 from tfrs_smoe.tasks import engagement_multitask
 
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 @dataclasses.dataclass
 class DataConfig:
@@ -97,7 +98,14 @@ class TrainConfig:
     batch_size: examples per step (sequences for bst / smoe_bst, (history, next positive)
       pairs for two_tower, whose in-batch softmax gets batch_size - 1 negatives).
     epochs: most passes over the training examples.
-    learning_rate: Adam learning rate.
+    learning_rate: Adam learning rate (the peak one under a schedule).
+    learning_rate_schedule: "constant", or "cosine": linear warm-up from 0 over
+      `warmup_epochs`, then cosine decay to 0 at the end of `epochs` (Loshchilov & Hutter's
+      SGDR without restarts, as in TF Model Garden's "cosine" learning-rate config). Decaying
+      to 0 averages out the epoch-to-epoch noise of the last epochs, which early stopping on a
+      small validation split otherwise picks from; pair it with a patience that lets the
+      decay finish.
+    warmup_epochs: epochs of linear warm-up of the cosine schedule (0 = none).
     validate_every: epochs between full-ranking evaluations on the validation split.
     early_stopping_patience: validations without a better `monitor` before training stops
       (the best weights are kept); 0 trains all epochs and keeps the last weights.
@@ -114,6 +122,8 @@ class TrainConfig:
   batch_size: int = 128
   epochs: int = 10
   learning_rate: float = 1e-3
+  learning_rate_schedule: str = "constant"
+  warmup_epochs: int = 0
   validate_every: int = 1
   early_stopping_patience: int = 3
   early_stopping_start_epoch: int = 0
@@ -122,6 +132,14 @@ class TrainConfig:
   backup_every_steps: int = 0
 
   def __post_init__(self):
+    if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+      raise ValueError(f"learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}, got "
+                       f"{self.learning_rate_schedule!r}.")
+    if not 0 <= self.warmup_epochs < max(self.epochs, 1):
+      raise ValueError(f"warmup_epochs must be in [0, epochs = {self.epochs}), got "
+                       f"{self.warmup_epochs}.")
+    if self.warmup_epochs and self.learning_rate_schedule == "constant":
+      raise ValueError("warmup_epochs needs learning_rate_schedule: cosine.")
     if self.backup_every_steps < 0:
       raise ValueError(f"backup_every_steps must be >= 0, got {self.backup_every_steps}.")
     if self.early_stopping_start_epoch < 0:

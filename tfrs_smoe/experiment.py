@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -56,6 +56,28 @@ def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
         data_dir=tfds_data_dir, skip_bad_lines=data.skip_bad_lines)
   raise ValueError(f"Unknown dataset {data.dataset!r}; use "
                    "streaming_logs[/tiny|small|medium|large] or movielens/<100k|1m|latest-small>.")
+
+
+def learning_rate(training: config_lib.TrainConfig, steps_per_epoch: int
+                  ) -> Union[float, tf.keras.optimizers.schedules.LearningRateSchedule]:
+  """Adam's learning rate: `training.learning_rate`, or its schedule over the optimizer's steps.
+
+  A schedule is a function of `optimizer.iterations`, which backups restore, so a resumed run
+  continues the schedule where the interrupted one stopped.
+
+  Example:
+    >>> training = config_lib.TrainConfig(epochs=10, learning_rate_schedule="cosine",
+    ...                                   warmup_epochs=1)
+    >>> schedule = learning_rate(training, steps_per_epoch=100)
+    >>> round(float(schedule(100)), 6), float(schedule(1000))  # peak after warm-up, 0 at the end
+    (0.001, 0.0)
+  """
+  if training.learning_rate_schedule == "constant":
+    return training.learning_rate
+  warmup_steps = training.warmup_epochs * steps_per_epoch
+  return tf.keras.optimizers.schedules.CosineDecay(
+      initial_learning_rate=0.0, decay_steps=training.epochs * steps_per_epoch - warmup_steps,
+      alpha=0.0, warmup_target=training.learning_rate, warmup_steps=warmup_steps)
 
 
 class Experiment:
@@ -250,7 +272,8 @@ class Experiment:
     parameter-server strategy Keras backs up at epoch ends only, and steps are asynchronous.
     """
     data, training = self.config.data, self.config.train
-    model.compile(optimizer=tf.keras.optimizers.Adam(training.learning_rate))
+    model.compile(optimizer=tf.keras.optimizers.Adam(
+        learning_rate(training, stream.steps_per_epoch)))
     backup_dir = os.path.join(self.model_dir, "backup")
     parameter_server = isinstance(self.strategy, tf.distribute.ParameterServerStrategy)
     if parameter_server:
