@@ -26,6 +26,7 @@ from tfrs_smoe.tasks import engagement_multitask
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
+
 @dataclasses.dataclass
 class DataConfig:
   """Which data set, which protocol, which example shape.
@@ -101,10 +102,10 @@ class TrainConfig:
     learning_rate: Adam learning rate (the peak one under a schedule).
     learning_rate_schedule: "constant", or "cosine": linear warm-up from 0 over
       `warmup_epochs`, then cosine decay to 0 at the end of `epochs` (Loshchilov & Hutter's
-      SGDR without restarts, as in TF Model Garden's "cosine" learning-rate config). Decaying
-      to 0 averages out the epoch-to-epoch noise of the last epochs, which early stopping on a
-      small validation split otherwise picks from; pair it with a patience that lets the
-      decay finish.
+      SGDR without restarts, as in TF Model Garden's "cosine" learning-rate config). The run
+      ends at a small rate instead of leaving early stopping to pick among the noisy epochs of
+      a constant one; pair it with a patience that lets the decay finish. (On MovieLens it
+      scored below the constant rate: see the README's probes.)
     warmup_epochs: epochs of linear warm-up of the cosine schedule (0 = none).
     validate_every: epochs between full-ranking evaluations on the validation split.
     early_stopping_patience: validations without a better `monitor` before training stops
