@@ -42,6 +42,9 @@ def test_serialization_round_trip():
   model = _fitted()
   restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(model))
   assert restored.get_config() == model.get_config()
+  frozen = popularity.PopularityModel(num_items=4, name="frozen", trainable=False)
+  restored = popularity.PopularityModel.from_config(frozen.get_config())
+  assert (restored.name, restored.trainable, restored.num_items) == ("frozen", False, 4)
 
 
 def test_saved_model_round_trip(tmp_path):

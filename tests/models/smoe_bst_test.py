@@ -138,7 +138,7 @@ def test_mlp_scorer_trains_with_the_sampled_softmax():
 def test_mismatched_feature_tables_are_an_error():
   features = _item_features()
   features["genres"] = features["genres"][:-1]
-  with pytest.raises(ValueError, match="rows"):
+  with pytest.raises(ValueError, match="item feature tables"):
     smoe_bst.SMoEBST(NUM_ITEMS, 10, features, smoe_bst.SMoEBSTConfig(),
                      multitask.MultitaskConfig())
 

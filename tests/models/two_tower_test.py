@@ -170,6 +170,9 @@ def test_bad_configs_are_rejected():
     two_tower.TwoTowerConfig(temperature=0.0)
   with pytest.raises(ValueError, match="candidate_counts"):
     _model("counts")
+  short_tables = {name: table[:-1] for name, table in _item_features().items()}
+  with pytest.raises(ValueError, match="item feature tables"):
+    two_tower.TwoTower(NUM_ITEMS, 100, short_tables, TINY_ENCODER, two_tower.TwoTowerConfig())
 
 
 def test_scann_index_works_or_says_why_not():

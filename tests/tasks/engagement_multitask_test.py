@@ -144,3 +144,35 @@ def test_full_softmax_needs_the_dot_scorer():
 def test_bad_config_is_an_error(kwargs):
   with pytest.raises(ValueError):
     multitask.MultitaskConfig(**kwargs)
+
+
+def _mlp_task():
+  config = multitask.MultitaskConfig(softmax="sampled", engagement_slope=2.0, hinge_margin=0.5)
+  return multitask.EngagementMultitask(
+      config, candidate_scorer.CandidateScorer("mlp", hidden_units=(6,)), name="task")
+
+
+def test_serialization_round_trip():
+  task = _mlp_task()
+  restored = tf.keras.utils.deserialize_keras_object(
+      tf.keras.utils.serialize_keras_object(task))
+  assert isinstance(restored, multitask.EngagementMultitask)
+  assert restored.config == task.config
+  assert restored.get_config() == task.get_config()
+
+
+def test_saved_model_round_trip(tmp_path):
+  batch = _batch()
+  task = _mlp_task()
+  names = ("query", "targets", "target_weights", "target_engagement", "negatives", "item_table",
+           "completion")
+  module = tf.Module()
+  module.task = task
+  module.loss = tf.function(
+      lambda *inputs: task(*inputs),
+      input_signature=[tf.TensorSpec(batch[name].shape, batch[name].dtype) for name in names])
+  expected = _loss(task, batch)
+  tf.saved_model.save(module, str(tmp_path / "task"))
+  loaded = tf.saved_model.load(str(tmp_path / "task"))
+  np.testing.assert_allclose(loaded.loss(*[batch[name] for name in names]).numpy(), expected,
+                             rtol=1e-5)

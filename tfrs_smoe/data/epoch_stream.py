@@ -39,6 +39,13 @@ class EpochStream:
 
   Attributes:
     steps_per_epoch: batches in one epoch.
+
+  Example:
+    >>> stream = EpochStream(tf.data.Dataset.range(10), batch_size=4, seed=0)
+    >>> stream.steps_per_epoch
+    3
+    >>> [len(batch) for batch in stream.dataset(epochs=2, start_step=4)]  # Epoch 2, batch 2 on.
+    [4, 2]
   """
 
   def __init__(self, examples: tf.data.Dataset, batch_size: int, seed: Optional[int],

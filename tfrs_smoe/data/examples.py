@@ -18,6 +18,11 @@ class RaggedArray:
   Attributes:
     values: [total] values of all rows, row after row.
     row_splits: [num_rows + 1] int64; row i is values[row_splits[i]:row_splits[i + 1]].
+
+  Example:
+    >>> rows = RaggedArray.from_rows([[3, 4], [], [5]], np.int32)
+    >>> rows.row_splits, rows.lengths()
+    (array([0, 2, 2, 3]), array([2, 0, 1]))
   """
 
   values: np.ndarray

@@ -112,6 +112,12 @@ class HardNegativeSampler:
   Call (`__call__`, for `Dataset.map` after zipping with per-batch seeds, or use
   `add_negatives`): a batch with "user_index" [batch] and "targets" [batch, ..., K] gets
   "negatives" [batch, ..., num_negatives] int32.
+
+  Example:
+    >>> sampler = HardNegativeSampler.from_log(split.train, num_items, PHNSConfig(preset="hard"))
+    >>> batches = sampler.add_negatives(pipeline.windows(split.train).batch(256))
+    >>> next(iter(batches))["negatives"].shape
+    TensorShape([256, 10])
   """
 
   def __init__(self, seen: tf.RaggedTensor, hard: tf.RaggedTensor,

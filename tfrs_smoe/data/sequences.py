@@ -46,6 +46,12 @@ class SequencePipeline:
   Output features of `sequences`: the same names with one more leading dimension L on the
     per-target features: targets [L, K], target_weights [L, K], target_engagement [L, K],
     timestamp [L] (time of the item each position predicts first).
+
+  Example:
+    >>> pipeline = SequencePipeline(max_len=3, next_k=1, soft_labels=(1.0,))
+    >>> example = next(iter(pipeline.sequences(log)))  # One user, positives 2, 4, 5.
+    >>> example["history"].numpy(), example["targets"].numpy()[:, 0]
+    (array([0, 2, 4], dtype=int32), array([0, 4, 5], dtype=int32))
   """
 
   def __init__(self, max_len: int = 50, next_k: int = 3,

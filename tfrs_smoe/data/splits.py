@@ -37,6 +37,13 @@ class IndexedLog:
     timestamp: [n] int64.
     engagement: [n] float32.
     positive: [n] bool, engagement above the abandonment threshold (or all, implicit protocol).
+
+  Example:
+    >>> log = IndexedLog(user=np.zeros(4, np.int32), item=np.array([2, 3, 4, 5], np.int32),
+    ...                  timestamp=np.arange(4), engagement=np.array([.9, .01, .8, .7], np.float32),
+    ...                  positive=np.array([True, False, True, True]))
+    >>> len(log.take(np.flatnonzero(log.positive)))
+    3
   """
 
   user: np.ndarray

@@ -151,7 +151,13 @@ class SyntheticConfig:
 
 @dataclasses.dataclass
 class Catalog:
-  """Titles (films first, then series) and items (films, then episodes series by series)."""
+  """Titles (films first, then series) and items (films, then episodes series by series).
+
+  Example:
+    >>> catalog = draw_catalog(SyntheticConfig(), np.random.default_rng(0))
+    >>> catalog.num_films, catalog.num_titles, len(catalog.item_id)
+    (1600, 2000, 4191)
+  """
 
   num_films: int
   title_genre_weights: np.ndarray  # [T, G] float64

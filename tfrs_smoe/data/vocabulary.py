@@ -60,6 +60,6 @@ class IdVocabulary:
     return table[indices]
 
   def keras_lookup(self) -> tf.keras.layers.StringLookup:
-    """A StringLookup layer with exactly this mapping, for use inside exported graphs."""
+    """A StringLookup layer with exactly this mapping, for Keras models fed raw string ids."""
     return tf.keras.layers.StringLookup(
         vocabulary=list(self._ids), mask_token="", num_oov_indices=1, output_mode="int")

@@ -53,4 +53,8 @@ class PopularityModel(tf.keras.Model):
     return tf.gather(self.counts, candidates)
 
   def get_config(self):
-    return {"num_items": self.num_items, "name": self.name}
+    # Layer's, not Model's: tf.keras.Model.get_config is empty for a subclassed model, and the
+    # base config carries name, trainable and dtype.
+    config = tf.keras.layers.Layer.get_config(self)
+    config["num_items"] = self.num_items
+    return config

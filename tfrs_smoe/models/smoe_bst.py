@@ -62,6 +62,10 @@ class SMoEBST(tfrs.models.Model):
   target. Scoring and serving use the representation at the last position of a left-padded
   history, which is the same computation.
 
+  Like TFRS models, it has no Keras `get_config` (its item feature tables are constructor
+  data): it is saved as checkpoints (`Experiment`) and exported through
+  `serving.RecommenderModule`; its layers each serialize on their own.
+
   Args:
     num_items: item vocabulary size (reserved indices included).
     num_users: user vocabulary size.
@@ -91,11 +95,7 @@ class SMoEBST(tfrs.models.Model):
     self.task_config = task_config
     self.num_items = num_items
     self.max_len = max_len
-    genres = np.asarray(item_features["genres"], np.int32)
-    years = np.asarray(item_features["year_bucket"], np.int32)
-    if genres.shape[0] != num_items or years.shape[0] != num_items:
-      raise ValueError(f"item feature tables have {genres.shape[0]} and {years.shape[0]} rows, "
-                       f"expected num_items={num_items}.")
+    genres, years = content_embedding.feature_tables(item_features, num_items)
     self._genres = tf.Variable(genres, trainable=False, name="genres")
     self._years = tf.Variable(years, trainable=False, name="year_bucket")
     self.content = content_embedding.ContentEmbedding(

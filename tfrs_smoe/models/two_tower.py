@@ -84,6 +84,10 @@ class TwoTower(tfrs.models.Model):
   sampling probability. Scoring and evaluation rank the whole catalogue by the dot product of
   the normalised embeddings (`call`, or `index` for a `BruteForce` top-k layer).
 
+  Like TFRS models, it has no Keras `get_config` (its item feature tables are constructor
+  data): it is saved as checkpoints (`Experiment`) and exported through
+  `serving.RecommenderModule`.
+
   Args:
     num_items: item vocabulary size (reserved indices included).
     num_users: user vocabulary size.
@@ -113,8 +117,7 @@ class TwoTower(tfrs.models.Model):
     self.config = config
     self.num_items = num_items
     self.max_len = max_len
-    genres = np.asarray(item_features["genres"], np.int32)
-    years = np.asarray(item_features["year_bucket"], np.int32)
+    genres, years = content_embedding.feature_tables(item_features, num_items)
     self._genres = tf.Variable(genres, trainable=False, name="genres")
     self._years = tf.Variable(years, trainable=False, name="year_bucket")
     self.content = content_embedding.ContentEmbedding(

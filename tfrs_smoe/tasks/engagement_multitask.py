@@ -72,6 +72,7 @@ def in_batch_negatives(positives: tf.Tensor, num_negatives: int,
   return tf.gather(positives[:, 0], rows)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
 class EngagementMultitask(tf.keras.layers.Layer):
   """L = softmax_weight L_softmax + l1 L_ctr + l2 L_hinge + l3 L_completion.
 
@@ -87,7 +88,8 @@ class EngagementMultitask(tf.keras.layers.Layer):
 
   Args:
     config: `MultitaskConfig`.
-    scorer: the model's `CandidateScorer`.
+    scorer: the model's `CandidateScorer` (shared with the model, so the loss scores with the
+      serving weights); `from_config` builds a new one from its config.
 
   Call args:
     query: [P, dim] user representations.
@@ -190,3 +192,16 @@ class EngagementMultitask(tf.keras.layers.Layer):
                            compute_metrics=False, compute_batch_metrics=False,
                            score_mask=score_mask)
     return _mean(loss, tf.reduce_sum(pair_weights))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"config": dataclasses.asdict(self.config),
+                   "scorer": tf.keras.layers.serialize(self._scorer)})
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    task_config = MultitaskConfig(**config.pop("config"))
+    scorer = tf.keras.layers.deserialize(config.pop("scorer"))
+    return cls(task_config, scorer, **config)
