@@ -219,7 +219,7 @@ def main(argv):
           if config.model.name == "smoe_bst":
             gate_runs.setdefault(config.data.dataset, model_dir)
       runs.setdefault(config.data.dataset, {})[variant] = outcomes
-      per_epoch = np.mean([o.train_seconds / max(o.epochs, 1) for o in outcomes])
+      per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
       for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
         lines.append(f"{row} {per_epoch:.1f} |")
         print(lines[-1], flush=True)

@@ -103,6 +103,10 @@ def test_sequential_models_train_validate_and_restore(tmp_path, name, phns):
   split = experiment.prepare_data(_log())
   model = experiment.fit(split)
   assert (model.gate is None) == (name == "bst")
+  history = model.history.history
+  assert len(history["val_ndcg@10"]) == len(history["loss"]) >= 2  # Validated every epoch.
+  assert all(0 <= value <= 1 for value in history["val_ndcg@10"])
+  assert history["loss"][-1] < history["loss"][0]
   results = experiment.evaluate(model, split, "test")
   restored = experiment_lib.Experiment(config, str(tmp_path)).restore(split)
   assert experiment.evaluate(restored, split, "test") == results

@@ -82,6 +82,11 @@ def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
   loaded = tf.saved_model.load(str(tmp_path / "exports" / "2"))
   answer = loaded.signatures["recommend"](history=tf.constant([["no such item"]]))
   assert answer["item_ids"].shape == (1, 5) and answer["scores"].shape == (1, 5)
+  assert hasattr(loaded, "retriever")  # The export holds both stages.
+  # A known history: 5 distinct re-ranked items, none of them already watched.
+  history = answer["item_ids"].numpy()[:, :2]
+  reranked = loaded.signatures["recommend"](history=tf.constant(history))["item_ids"].numpy()[0]
+  assert len(set(reranked)) == 5 and not set(reranked) & set(history[0])
 
 
 def test_model_comparison_writes_a_table_over_seeds(tmp_path):
@@ -184,6 +189,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   smoe = runs["streaming_logs/tiny/smoe_bst_no_next_k"][0]
   row = [line for line in table.splitlines()
          if "| smoe_bst_no_next_k | full ranking |" in line][0]
+  assert smoe["epochs_run"] == smoe["epochs"]  # Not resumed: every epoch timed.
   assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
   params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
                            "params.yaml").read_text(encoding="utf-8"))
@@ -199,17 +205,18 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
     assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
 
 
-@pytest.mark.parametrize("dataset_override", [
-    "{movielens: {train: {epochs: 3}}, streaming: {train: {epochs: 3}}}",
-    "{movielens: {train: {epoch: 3}}}"])
-def test_report_rejects_bad_dataset_overrides_before_training(tmp_path, dataset_override):
+@pytest.mark.parametrize("dataset_override, message", [
+    ("{movielens: {train: {epochs: 3}}, streaming: {train: {epochs: 3}}}",
+     "unknown data sets ['streaming']"),
+    ("{movielens: {train: {epoch: 3}}}", "Unknown config key 'movielens: train.epoch'")])
+def test_report_rejects_bad_dataset_overrides_before_training(tmp_path, dataset_override,
+                                                              message):
   result = subprocess.run(
       [sys.executable, os.path.join(_ROOT, "experiments", "report.py"),
        f"--output_dir={tmp_path / 'report'}", f"--dataset_params_override={dataset_override}"],
       capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode != 0
-  assert ("unknown data sets ['streaming']" in result.stderr
-          or "Unknown config key 'movielens: train.epoch'" in result.stderr), result.stderr
+  assert message in result.stderr, result.stderr
   assert not (tmp_path / "report").exists()
 
 

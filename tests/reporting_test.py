@@ -45,7 +45,8 @@ def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path,
   assert not os.path.exists(os.path.join(model_dir, "outcome.json"))
 
 
-def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume(tmp_path, monkeypatch):
+def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume_and_times_the_rest(
+    tmp_path, monkeypatch):
   config = config_lib.apply_overrides(_config(tmp_path), {
       "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
       "train": {"epochs": 3, "early_stopping_patience": 0}})
@@ -63,7 +64,16 @@ def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume(tmp_p
   with pytest.raises(KeyboardInterrupt):
     reporting.run_experiment(config, model_dir)
   monkeypatch.undo()
-  assert reporting.run_experiment(config, model_dir, resume=True).epochs == 3
+  outcome = reporting.run_experiment(config, model_dir, resume=True)
+  # Only the third epoch ran after the resume, and the seconds per epoch are its own.
+  assert (outcome.epochs, outcome.epochs_run) == (3, 1)
+  assert outcome.seconds_per_epoch == outcome.train_seconds
+
+
+def test_seconds_per_epoch_of_outcomes_with_and_without_epochs_run():
+  assert reporting.RunOutcome(0, {}, 4, 8.0).seconds_per_epoch == 2.0  # Older outcome.json.
+  assert reporting.RunOutcome(0, {}, 4, 8.0, epochs_run=1).seconds_per_epoch == 8.0
+  assert reporting.RunOutcome(0, {}, 0, 0.5, epochs_run=0).seconds_per_epoch == 0.0
 
 
 def test_mean_std_formats_population_spread():

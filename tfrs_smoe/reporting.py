@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import time
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -34,12 +34,21 @@ class RunOutcome:
     epochs: epochs trained, counting those before a resume (0 for models without epochs).
     train_seconds: wall time of `Experiment.fit` (of its last start, for a run resumed from a
       backup).
+    epochs_run: epochs of that last start, the ones `train_seconds` covers; None in outcomes
+      written before this field existed, which count as `epochs`.
   """
 
   seed: int
   results: Dict[str, Dict[str, float]]
   epochs: int
   train_seconds: float
+  epochs_run: Optional[int] = None
+
+  @property
+  def seconds_per_epoch(self) -> float:
+    """Training seconds per epoch, from the epochs `train_seconds` covers (0 without any)."""
+    epochs = self.epochs if self.epochs_run is None else self.epochs_run
+    return self.train_seconds / epochs if epochs else 0.0
 
 
 def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
@@ -69,7 +78,8 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   epochs = history.epoch[-1] + 1 if history is not None and history.epoch else 0
   results = experiment.evaluate(model, split, "test")
   experiment.write_results(results, "test")
-  outcome = RunOutcome(config.seed, results, epochs, seconds)
+  outcome = RunOutcome(config.seed, results, epochs, seconds,
+                       len(history.epoch) if history is not None else 0)
   with open(outcome_path, "w", encoding="utf-8") as f:
     json.dump(dataclasses.asdict(outcome), f, indent=2)
   return outcome

@@ -85,7 +85,10 @@ def test_item_features_are_gathered_for_history_and_targets():
 
 def test_batched_windows_have_static_inner_shapes():
   pipeline = sequences.SequencePipeline(max_len=5, next_k=3)
-  batch = next(iter(pipeline.batched(pipeline.windows(_log()), batch_size=3, shuffle_seed=1)))
+  dataset = pipeline.batched(pipeline.windows(_log()), batch_size=3, shuffle_seed=1)
+  assert dataset.element_spec["history"].shape.as_list() == [None, 5]
+  assert dataset.element_spec["targets"].shape.as_list() == [None, 3]
+  batch = next(iter(dataset))
   assert batch["history"].shape == (3, 5) and batch["targets"].shape == (3, 3)
 
 

@@ -1,4 +1,7 @@
-"""Tests of RankingValidation: logged metrics, evaluation cadence, early-stopping use."""
+"""Tests of RankingValidation: logged metrics and evaluation cadence.
+
+Its use by early stopping is tested in experiment_test.
+"""
 
 import numpy as np
 import pytest

@@ -102,6 +102,21 @@ def test_per_position_gate_and_metrics_in_a_model():
   assert {"gate_entropy", "gate_weight_0", "gate_weight_1"} <= names
 
 
+def test_metrics_are_the_masked_means_of_entropy_and_weights():
+  rng = np.random.RandomState(1)
+  user = tf.constant(rng.normal(size=[2, 4, 6]), tf.float32)
+  experts = tf.constant(rng.normal(size=[2, 4, 3, 5]), tf.float32)
+  mask = np.array([[False, True, True, True], [False, False, False, True]])
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=0.0)
+  _, alpha = gate((user, experts), position_mask=tf.constant(mask))
+  alpha = alpha.numpy()[mask]  # [4 unmasked positions, 3 experts]
+  metrics = {metric.name: float(metric.result()) for metric in gate.metrics}
+  np.testing.assert_allclose(metrics["gate_entropy"], _entropy(alpha).mean(), rtol=1e-5)
+  for expert in range(3):
+    np.testing.assert_allclose(metrics[f"gate_weight_{expert}"], alpha[:, expert].mean(),
+                               rtol=1e-5)
+
+
 def test_entropy_term_prevents_collapse():
   """With the gate pushed towards one expert, the regulariser keeps its entropy near H*."""
   rng = np.random.RandomState(0)

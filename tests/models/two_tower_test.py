@@ -125,7 +125,12 @@ def test_scores_are_cosines_and_the_index_returns_the_top_k(history_encoder):
   batch = _batch([2, 3, 4])
   scores = model(batch).numpy()
   assert scores.shape == (3, NUM_ITEMS)
-  assert np.all(np.abs(scores) <= 1.0 + 1e-5)
+  # Cosines: dot products of unit-length query and candidate embeddings.
+  query = model.query_vector(batch).numpy()
+  table = model.candidate_table().numpy()
+  np.testing.assert_allclose(np.linalg.norm(query, axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(table[2:], axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(scores, query @ table.T, rtol=1e-5, atol=1e-6)
   assert (model.gate is not None) == (history_encoder == "smoe_bst")
   candidates = np.array([[2, 7, 9], [30, 2, 2], [5, 6, 7]])
   np.testing.assert_allclose(model.score_candidates(batch, candidates).numpy(),

@@ -54,7 +54,10 @@ def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
   np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
   body = client.rest_body("recommend", histories, row_format=False)
   answer = loaded.signatures["recommend"](history=tf.constant(body["inputs"]["history"]))
-  assert answer["item_ids"].shape == (3, 3)
+  expected = module.signatures()["recommend"](
+      history=tf.constant([["m01", "m02", "m03"], ["m10", "", ""], ["", "", ""]]))
+  np.testing.assert_array_equal(answer["item_ids"].numpy(), expected["item_ids"].numpy())
+  np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
 
 
 def test_the_example_models_config_parses_as_a_model_server_config():

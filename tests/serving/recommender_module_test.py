@@ -94,13 +94,24 @@ def test_rank_scores_candidates_with_ctr_and_completion_and_unknowns_lowest():
   assert np.all(scores[~known] == np.finfo(np.float32).min)
   np.testing.assert_allclose(outputs["ctr"].numpy()[known], 1 / (1 + np.exp(-expected[known])),
                              rtol=1e-5)
-  assert np.all((outputs["completion"].numpy() >= 0) & (outputs["completion"].numpy() <= 1))
+  # Completion of each (user, candidate) pair through the ranker's head, user by user.
+  users = module.ranker.user_vector(features)[0].numpy()
+  for row, column in zip(*np.nonzero(known)):
+    index = [[7, 0, 2], [22, 23, 24], [3, 4, 0]][row][column]
+    item = module.ranker.item_content(tf.constant([index]))
+    expected_completion = module.ranker.predict_completion(users[row:row + 1], item).numpy()[0]
+    np.testing.assert_allclose(outputs["completion"].numpy()[row, column], expected_completion,
+                               rtol=1e-5)
+  assert np.all(outputs["completion"].numpy()[~known] == 0)
 
 
 def test_explain_gives_each_users_expert_weights():
-  weights = _module().signatures()["explain"](history=tf.constant(HISTORY))["expert_weights"]
+  module = _module()
+  weights = module.signatures()["explain"](history=tf.constant(HISTORY))["expert_weights"]
   assert weights.shape == (3, 2)
-  np.testing.assert_allclose(weights.numpy().sum(axis=1), 1.0, rtol=1e-5)
+  expected = module.ranker.user_vector(module._features(tf.constant(HISTORY), None))[1]
+  np.testing.assert_allclose(weights.numpy(), expected.numpy(), rtol=1e-5)
+  assert not np.allclose(weights.numpy()[0], weights.numpy()[1])  # Per user, not a constant.
 
 
 def test_two_stage_reranks_the_retrievers_top_candidates():
