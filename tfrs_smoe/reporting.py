@@ -74,12 +74,13 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   model = experiment.fit(split)
   seconds = time.time() - start
   history = getattr(model, "history", None)
-  # Epoch numbers count from the first epoch even when fit resumed from a backup.
-  epochs = history.epoch[-1] + 1 if history is not None and history.epoch else 0
+  # The epochs this fit ran; their numbers count from the first epoch even when it resumed
+  # from a backup.
+  epoch_numbers = history.epoch if history is not None else []
+  epochs = epoch_numbers[-1] + 1 if epoch_numbers else 0
   results = experiment.evaluate(model, split, "test")
   experiment.write_results(results, "test")
-  outcome = RunOutcome(config.seed, results, epochs, seconds,
-                       len(history.epoch) if history is not None else 0)
+  outcome = RunOutcome(config.seed, results, epochs, seconds, len(epoch_numbers))
   with open(outcome_path, "w", encoding="utf-8") as f:
     json.dump(dataclasses.asdict(outcome), f, indent=2)
   return outcome

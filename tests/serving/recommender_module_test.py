@@ -86,8 +86,8 @@ def test_rank_scores_candidates_with_ctr_and_completion_and_unknowns_lowest():
   outputs = module.signatures()["rank"](history=tf.constant(HISTORY), candidates=candidates)
   assert sorted(outputs) == ["completion", "ctr", "scores"]
   features = module._features(tf.constant(HISTORY), None)
-  expected = module.ranker.score_candidates(
-      features, tf.constant([[7, 0, 2], [22, 23, 24], [3, 4, 0]])).numpy()
+  indices = np.array([[7, 0, 2], [22, 23, 24], [3, 4, 0]], np.int32)
+  expected = module.ranker.score_candidates(features, tf.constant(indices)).numpy()
   scores = outputs["scores"].numpy()
   known = np.array([[1, 0, 1], [1, 1, 1], [1, 1, 0]], bool)
   np.testing.assert_allclose(scores[known], expected[known], rtol=1e-5)
@@ -97,8 +97,7 @@ def test_rank_scores_candidates_with_ctr_and_completion_and_unknowns_lowest():
   # Completion of each (user, candidate) pair through the ranker's head, user by user.
   users = module.ranker.user_vector(features)[0].numpy()
   for row, column in zip(*np.nonzero(known)):
-    index = [[7, 0, 2], [22, 23, 24], [3, 4, 0]][row][column]
-    item = module.ranker.item_content(tf.constant([index]))
+    item = module.ranker.item_content(tf.constant([indices[row, column]]))
     expected_completion = module.ranker.predict_completion(users[row:row + 1], item).numpy()[0]
     np.testing.assert_allclose(outputs["completion"].numpy()[row, column], expected_completion,
                                rtol=1e-5)

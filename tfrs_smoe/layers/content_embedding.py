@@ -31,8 +31,8 @@ def feature_tables(item_features: Dict[str, np.ndarray],
                      "max_genres] and 'year_bucket' [num_items] (ItemFeatureTables.as_dict()).")
   genres = np.asarray(item_features["genres"], np.int32)
   years = np.asarray(item_features["year_bucket"], np.int32)
-  if genres.ndim != 2 or not genres.shape[1] or years.ndim != 1 or len(genres) != num_items or (
-      len(years) != num_items):
+  if genres.ndim != 2 or genres.shape[0] != num_items or genres.shape[1] < 1 or (
+      years.shape != (num_items,)):
     raise ValueError(f"item feature tables must be genres [{num_items}, max_genres] and "
                      f"year_bucket [{num_items}], got {list(genres.shape)} and "
                      f"{list(years.shape)}.")
