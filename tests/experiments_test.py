@@ -168,12 +168,13 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   readme = tmp_path / "README.md"
   readme.write_text("# Results\n<!-- begin experiments/report.py -->\n"
                     "<!-- end experiments/report.py -->\nHand-written.\n", encoding="utf-8")
-  output = _run("report.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
-                "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
-                "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
-                "--seeds=1", f"--params_override={tiny}", f"--readme={readme}",
-                "--dataset_params_override={streaming_logs: {model: {encoder: {dropout: 0.3}}, "
-                "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}")
+  flags = [f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+           "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
+           "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
+           "--seeds=1", f"--params_override={tiny}", f"--readme={readme}",
+           "--dataset_params_override={streaming_logs: {model: {encoder: {dropout: 0.3}}, "
+           "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}"]
+  output = _run("report.py", *flags)
   assert "Skipping MovieLens" in output
   table = (output_dir / "report.md").read_text(encoding="utf-8")
   section = reporting.generated_section(str(readme), "experiments/report.py")
@@ -203,6 +204,25 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
     assert (output_dir / plot).stat().st_size > 0
     assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
+  with np.load(output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
+               "test_gate_weights.npz") as gates:
+    weights = gates["weights"]
+  assert weights.shape == (smoe["results"]["full_ranking"]["num_examples"],
+                           len(params["model"]["encoder"]["expert_windows"]))
+  np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+  # The runs' records alone rebuild the same report and plots, without training.
+  records = {"params.yaml", "outcome.json", "history.json", "test_gate_weights.npz"}
+  for path in sorted(output_dir.rglob("*"), reverse=True):
+    if path.is_file() and path.name not in records:
+      path.unlink()
+    elif path.is_dir() and not any(path.iterdir()):
+      path.rmdir()
+  assert not list(output_dir.rglob("checkpoint"))
+  output = _run("report.py", *flags, "--resume")
+  assert (output_dir / "report.md").read_text(encoding="utf-8") == table
+  for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
+    assert (output_dir / plot).stat().st_size > 0
 
 
 @pytest.mark.parametrize("dataset_override, message", [
