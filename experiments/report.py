@@ -2,18 +2,20 @@ r"""The quality report: every model and S-MoE-BST component, over seeds, on both
 
 Trains and tests each variant below once per seed on the embedded default (engagement protocol)
 and on MovieLens latest-small (implicit protocol; skipped with a message when --movielens_dir
-does not exist), with early stopping on validation, and writes into --output_dir:
-- report.md: the command, date and machine, then per data set one table of mean +- std of
+does not exist), with early stopping on validation, and writes into --output_dir, per data set
+(streaming_logs, movielens):
+- report_<data set>.md: the command, date and machine, then a table of mean +- std of
   NDCG@{1,5,10}, Recall@{5,10} and MRR@5 under full ranking and under the PHNS test, with the
   epochs and the training seconds per epoch of each variant (the cost beside the gain);
-- report_metrics.png: NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant;
-- report_gates.png: histograms over test users of the gate weight per expert of the first
-  S-MoE-BST variant run (seed 0);
-- report_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
-- report.json and each run's artifacts (model_dir per data set / variant / seed).
-With --readme=README.md, report.md and the plots (copied into docs/) also replace the section
-between the readme's `<!-- begin experiments/report.py -->` and `<!-- end
-experiments/report.py -->` lines, so the README's results are the report's own text.
+- report_<data set>_metrics.png: NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant;
+- report_<data set>_gates.png: histograms over test users of the gate weight per expert of the
+  first S-MoE-BST variant run (seed 0);
+- report_<data set>_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
+- report_<data set>.json and each run's artifacts (model_dir per data set / variant / seed).
+With --readme=README.md, each data set's report and plots (copied into docs/) also replace the
+section between the readme's `<!-- begin experiments/report.py <data set> -->` and `<!-- end
+experiments/report.py <data set> -->` lines as soon as that data set is done, so the README's
+results are the report's own text, and a report of one data set leaves the other's section be.
 --dataset_params_override sets one data set's training (e.g. MovieLens' dropout and schedule)
 under the variants, which still switch their own components on or off.
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
@@ -23,13 +25,12 @@ minutes.
 A run's records, params.yaml, outcome.json, history.json and (S-MoE-BST) test_gate_weights.npz,
 are all that --resume reads: with only those in --output_dir, the report and its plots are
 rebuilt without training. The repository keeps the records of the README's runs in
-docs/report_runs (its .gitignore keeps nothing else), so
-`--output_dir=docs/report_runs --resume --readme=README.md` rebuilds the README's section.
+docs/report_runs (its .gitignore keeps nothing else), so the README's command with
+`--output_dir=docs/report_runs --resume --readme=README.md` rebuilds its sections.
 
   python experiments/report.py --output_dir=runs/report \
       --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume --readme=README.md
 """
-
 import hashlib
 import json
 import os
@@ -65,7 +66,7 @@ VARIANTS = {
 # Two-tower trains on (history, next item) pairs: larger batches for its in-batch softmax.
 _TWO_TOWER_TRAIN = {"batch_size": 512, "epochs": 20}
 
-flags.DEFINE_string("output_dir", "runs/report", "Where the runs, report.md and plots go.")
+flags.DEFINE_string("output_dir", "runs/report", "Where the runs, reports and plots go.")
 flags.DEFINE_string("movielens_dir", "../shared/data/ml-latest-small", "Raw MovieLens "
                     "latest-small files; skipped when absent.")
 flags.DEFINE_string("tfds_data_dir", "", "Where TFDS prepares the data sets ('' = TFDS default).")
@@ -77,9 +78,10 @@ flags.DEFINE_string("dataset_params_override", "", "YAML/JSON mapping (inline or
                     "applied before each variant's own settings.")
 flags.DEFINE_string("params_override", "", "YAML/JSON mapping applied to every run, last.")
 flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches.")
-flags.DEFINE_string("readme", "", "Also write the report into this markdown file (e.g. README.md) "
-                    "between its '<!-- begin experiments/report.py -->' and '<!-- end "
-                    "experiments/report.py -->' lines, with the plots copied into docs/ beside it.")
+flags.DEFINE_string("readme", "", "Also write each data set's report into this markdown file "
+                    "(e.g. README.md) between its '<!-- begin experiments/report.py DATA SET -->' "
+                    "and '<!-- end experiments/report.py DATA SET -->' lines, with the plots "
+                    "copied into docs/ beside it.")
 FLAGS = flags.FLAGS
 
 _README_SECTION = "experiments/report.py"
@@ -135,24 +137,20 @@ def _pyplot():
     return None
 
 
-def _plot_metrics(pyplot, runs, path):
-  """Bars of NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant, a panel per data set."""
-  datasets = list(runs)
-  figure, axes = pyplot.subplots(len(datasets), 1, figsize=(9, 3.2 * len(datasets)),
-                                 squeeze=False)
-  for axis, dataset in zip(axes[:, 0], datasets):
-    variants = list(runs[dataset])
-    positions = np.arange(len(variants))
-    for offset, (protocol, metric) in ((-0.2, ("full_ranking", "ndcg@10")),
-                                       (0.2, ("phns_test", "ndcg@1"))):
-      values = [[o.results[protocol][metric] for o in runs[dataset][v]
-                 if protocol in o.results] or [0.0] for v in variants]
-      axis.bar(positions + offset, [np.mean(v) for v in values], 0.4,
-               yerr=[np.std(v) for v in values],
-               label=f"{metric} ({protocol.replace('_', ' ')})")
-    axis.set_xticks(positions, variants, rotation=20, fontsize=8)
-    axis.set_title(dataset)
-    axis.legend(fontsize=8)
+def _plot_metrics(pyplot, runs, title, path):
+  """Bars of NDCG@10 (full ranking) and NDCG@1 (PHNS test) per variant of one data set."""
+  variants = list(runs)
+  figure, axis = pyplot.subplots(figsize=(9, 3.2))
+  positions = np.arange(len(variants))
+  for offset, (protocol, metric) in ((-0.2, ("full_ranking", "ndcg@10")),
+                                     (0.2, ("phns_test", "ndcg@1"))):
+    values = [[o.results[protocol][metric] for o in runs[v] if protocol in o.results] or [0.0]
+              for v in variants]
+    axis.bar(positions + offset, [np.mean(v) for v in values], 0.4,
+             yerr=[np.std(v) for v in values], label=f"{metric} ({protocol.replace('_', ' ')})")
+  axis.set_xticks(positions, variants, rotation=20, fontsize=8)
+  axis.set_title(title)
+  axis.legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
 
@@ -161,8 +159,8 @@ def _gate_weights(model_dir):
   """[test users, experts] gate weights of the S-MoE-BST run in `model_dir`.
 
   Kept in the run's test_gate_weights.npz with the SHA-256 of its outcome.json, so that the runs'
-  records rebuild the report without their checkpoints (see the module docstring), and a run trained
-  anew in the same directory is not plotted with its old weights.
+  records rebuild the report without their checkpoints (see the module docstring), and a run
+  trained anew in the same directory is not plotted with its old weights.
   """
   path = os.path.join(model_dir, "test_gate_weights.npz")
   with open(os.path.join(model_dir, "outcome.json"), "rb") as f:
@@ -181,36 +179,93 @@ def _gate_weights(model_dir):
   return weights
 
 
-def _plot_gates(pyplot, gate_runs, path):
-  figure, axes = pyplot.subplots(1, len(gate_runs), figsize=(5 * len(gate_runs), 3.2),
-                                 squeeze=False)
-  for axis, (dataset, model_dir) in zip(axes[0], gate_runs.items()):
-    weights = _gate_weights(model_dir)
-    for expert in range(weights.shape[1]):
-      axis.hist(weights[:, expert], bins=30, range=(0, 1), alpha=0.6, label=f"expert {expert}")
-    axis.set_title(f"{dataset}: gate weights of test users")
-    axis.set_xlabel("gate weight")
-    axis.legend(fontsize=8)
+def _plot_gates(pyplot, model_dir, title, path):
+  weights = _gate_weights(model_dir)
+  figure, axis = pyplot.subplots(figsize=(5, 3.2))
+  for expert in range(weights.shape[1]):
+    axis.hist(weights[:, expert], bins=30, range=(0, 1), alpha=0.6, label=f"expert {expert}")
+  axis.set_title(f"{title}: gate weights of test users")
+  axis.set_xlabel("gate weight")
+  axis.legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
 
 
-def _plot_curves(pyplot, curve_runs, path):
-  datasets = list(curve_runs)
-  figure, axes = pyplot.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.5),
-                                 squeeze=False)
-  for axis, dataset in zip(axes[0], datasets):
-    for variant, model_dir in curve_runs[dataset].items():
-      with open(os.path.join(model_dir, "history.json"), encoding="utf-8") as f:
-        history = json.load(f)
-      values = history.get("val_ndcg@10", [])
-      axis.plot(np.arange(1, len(values) + 1), values, label=variant)
-    axis.set_title(dataset)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("validation NDCG@10")
-    axis.legend(fontsize=7)
+def _plot_curves(pyplot, curve_runs, title, path):
+  figure, axis = pyplot.subplots(figsize=(6, 3.5))
+  for variant, model_dir in curve_runs.items():
+    with open(os.path.join(model_dir, "history.json"), encoding="utf-8") as f:
+      values = json.load(f).get("val_ndcg@10", [])
+    axis.plot(np.arange(1, len(values) + 1), values, label=variant)
+  axis.set_title(title)
+  axis.set_xlabel("epoch")
+  axis.set_ylabel("validation NDCG@10")
+  axis.legend(fontsize=7)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
+
+
+def _report_dataset(dataset, data, dataset_overrides, pyplot):
+  """Trains (or reuses) every variant and seed on one data set; writes report_<dataset>.md,
+  .json and plots; returns (report path, [(plot title, plot file name)])."""
+  lines = reporting.table_header(["data", "variant"], _COLUMNS)
+  lines[0] += " s/epoch |"
+  lines[1] += "---|"
+  runs, gate_run, curve_runs = {}, None, {}
+  for variant in FLAGS.variants:
+    seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
+    outcomes = []
+    for seed in seeds:
+      config = _config(data, dataset_overrides, variant, seed)
+      model_dir = os.path.join(FLAGS.output_dir, config.data.dataset.replace("/", "_"),
+                               f"{variant}_seed{seed}")
+      outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
+      if seed == seeds[0] and variant != "popularity":
+        curve_runs[variant] = model_dir
+        if config.model.name == "smoe_bst" and gate_run is None:
+          gate_run = model_dir
+    runs[variant] = outcomes
+    per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
+    for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
+      lines.append(f"{row} {per_epoch:.1f} |")
+      print(lines[-1], flush=True)
+  machines = sorted({o.machine or "machine not recorded" for per in runs.values() for o in per})
+  note = (f"seeds {', '.join(FLAGS.seeds)}; {' and '.join(machines)}; command: python "
+          f"experiments/report.py --seeds={','.join(FLAGS.seeds)} --datasets={dataset} "
+          f"--variants={','.join(FLAGS.variants)}"
+          + "".join(f" --{name}='{FLAGS[name].value}'" for name in
+                    ("dataset_params_override", "params_override") if FLAGS[name].value))
+  path = reporting.write_report(FLAGS.output_dir, f"report_{dataset}", "experiments/report.py",
+                                note, lines, {f"{config.data.dataset}/{v}": o
+                                              for v, o in runs.items()})
+  print(f"Written to {path}")
+  plots = []
+  if pyplot is not None:
+    title = config.data.dataset
+    plots.append(("Full-ranking NDCG@10 and PHNS-test NDCG@1 per variant",
+                  f"report_{dataset}_metrics.png"))
+    _plot_metrics(pyplot, runs, title, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    if gate_run:
+      plots.append(("Gate weight per expert over test users", f"report_{dataset}_gates.png"))
+      _plot_gates(pyplot, gate_run, title, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    if curve_runs:
+      plots.append(("Validation NDCG@10 per epoch", f"report_{dataset}_curves.png"))
+      _plot_curves(pyplot, curve_runs, title, os.path.join(FLAGS.output_dir, plots[-1][1]))
+    print(f"Plots written to {FLAGS.output_dir}")
+  return path, plots
+
+
+def _write_into_readme(section, report_path, plots):
+  """Puts a report and its plots (copied into docs/ beside the readme) into --readme."""
+  docs = os.path.join(os.path.dirname(os.path.abspath(FLAGS.readme)), "docs")
+  os.makedirs(docs, exist_ok=True)
+  with open(report_path, encoding="utf-8") as f:
+    sections = [f.read().strip()]
+  for title, name in plots:
+    shutil.copyfile(os.path.join(FLAGS.output_dir, name), os.path.join(docs, name))
+    sections.append(f"![{title}](docs/{name})")
+  reporting.replace_generated_section(FLAGS.readme, section, "\n\n".join(sections))
+  print(f"Report written into {FLAGS.readme}")
 
 
 def main(argv):
@@ -220,67 +275,15 @@ def main(argv):
     if variant not in VARIANTS:
       raise ValueError(f"Unknown variant {variant!r}; use {', '.join(VARIANTS)}.")
   dataset_overrides = _dataset_overrides()
-  if FLAGS.readme:  # Fails before hours of training when the readme has no place for it.
-    reporting.generated_section(FLAGS.readme, _README_SECTION)
-  lines = reporting.table_header(["data", "variant"], _COLUMNS)
-  lines[0] += " s/epoch |"
-  lines[1] += "---|"
-  runs, gate_runs, curve_runs = {}, {}, {}
-  for dataset, data in _data_configs():
-    for variant in FLAGS.variants:
-      seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
-      outcomes = []
-      for seed in seeds:
-        config = _config(data, dataset_overrides.get(dataset, {}), variant, seed)
-        model_dir = os.path.join(FLAGS.output_dir, config.data.dataset.replace("/", "_"),
-                                 f"{variant}_seed{seed}")
-        outcomes.append(reporting.run_experiment(config, model_dir, resume=FLAGS.resume))
-        if seed == seeds[0] and variant != "popularity":
-          curve_runs.setdefault(config.data.dataset, {})[variant] = model_dir
-          if config.model.name == "smoe_bst":
-            gate_runs.setdefault(config.data.dataset, model_dir)
-      runs.setdefault(config.data.dataset, {})[variant] = outcomes
-      per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
-      for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
-        lines.append(f"{row} {per_epoch:.1f} |")
-        print(lines[-1], flush=True)
-  info = reporting.machine_description()
-  note = (f"seeds {', '.join(FLAGS.seeds)}; {info}; command: python experiments/report.py "
-          f"--seeds={','.join(FLAGS.seeds)} --datasets={','.join(FLAGS.datasets)} "
-          f"--variants={','.join(FLAGS.variants)}"
-          + "".join(f" --{name}='{FLAGS[name].value}'" for name in
-                    ("dataset_params_override", "params_override") if FLAGS[name].value))
-  path = reporting.write_report(FLAGS.output_dir, "report", "experiments/report.py", note, lines,
-                                {f"{d}/{v}": o for d, per in runs.items() for v, o in per.items()})
-  print("\n".join(lines))
-  print(f"Written to {path}")
-  plots = []
+  datasets = list(_data_configs())
+  if FLAGS.readme:  # Fails before hours of training when the readme has no place for them.
+    for dataset, _ in datasets:
+      reporting.generated_section(FLAGS.readme, f"{_README_SECTION} {dataset}")
   pyplot = _pyplot()
-  if pyplot is not None and runs:
-    plots.append(("Full-ranking NDCG@10 and PHNS-test NDCG@1 per variant", "report_metrics.png"))
-    _plot_metrics(pyplot, runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
-    if gate_runs:
-      plots.append(("Gate weight per expert over test users", "report_gates.png"))
-      _plot_gates(pyplot, gate_runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
-    if curve_runs:
-      plots.append(("Validation NDCG@10 per epoch", "report_curves.png"))
-      _plot_curves(pyplot, curve_runs, os.path.join(FLAGS.output_dir, plots[-1][1]))
-    print(f"Plots written to {FLAGS.output_dir}")
-  if FLAGS.readme:
-    _write_into_readme(path, plots)
-
-
-def _write_into_readme(report_path, plots):
-  """Puts report.md and the plots (copied into docs/ beside the readme) into --readme."""
-  docs = os.path.join(os.path.dirname(os.path.abspath(FLAGS.readme)), "docs")
-  os.makedirs(docs, exist_ok=True)
-  with open(report_path, encoding="utf-8") as f:
-    sections = [f.read().strip()]
-  for title, name in plots:
-    shutil.copyfile(os.path.join(FLAGS.output_dir, name), os.path.join(docs, name))
-    sections.append(f"![{title}](docs/{name})")
-  reporting.replace_generated_section(FLAGS.readme, _README_SECTION, "\n\n".join(sections))
-  print(f"Report written into {FLAGS.readme}")
+  for dataset, data in datasets:
+    path, plots = _report_dataset(dataset, data, dataset_overrides.get(dataset, {}), pyplot)
+    if FLAGS.readme:
+      _write_into_readme(f"{_README_SECTION} {dataset}", path, plots)
 
 
 if __name__ == "__main__":

@@ -166,8 +166,11 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
           "feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
           "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
   readme = tmp_path / "README.md"
-  readme.write_text("# Results\n<!-- begin experiments/report.py -->\n"
-                    "<!-- end experiments/report.py -->\nHand-written.\n", encoding="utf-8")
+  movielens_section = ("<!-- begin experiments/report.py movielens -->\nMovieLens results.\n"
+                       "<!-- end experiments/report.py movielens -->")
+  readme.write_text("# Results\n<!-- begin experiments/report.py streaming_logs -->\n"
+                    f"<!-- end experiments/report.py streaming_logs -->\n{movielens_section}\n"
+                    "Hand-written.\n", encoding="utf-8")
   flags = [f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
            "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
            "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
@@ -176,13 +179,14 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
            "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}"]
   output = _run("report.py", *flags)
   assert "Skipping MovieLens" in output
-  table = (output_dir / "report.md").read_text(encoding="utf-8")
-  section = reporting.generated_section(str(readme), "experiments/report.py")
+  table = (output_dir / "report_streaming_logs.md").read_text(encoding="utf-8")
+  section = reporting.generated_section(str(readme), "experiments/report.py streaming_logs")
   assert section.startswith(table.strip()) and "![Gate weight" in section
-  assert readme.read_text(encoding="utf-8").endswith("-->\nHand-written.\n")
-  assert " cores, TensorFlow " in table  # The machine is named.
-  assert "| s/epoch |" in table
-  with open(output_dir / "report.json", encoding="utf-8") as f:
+  # The skipped data set's section and the hand-written text stay as they were.
+  assert readme.read_text(encoding="utf-8").endswith(f"-->\n{movielens_section}\nHand-written.\n")
+  assert f"; {reporting.machine_description()}; command: " in table  # Where it trained.
+  assert "--datasets=streaming_logs --variants=" in table and "| s/epoch |" in table
+  with open(output_dir / "report_streaming_logs.json", encoding="utf-8") as f:
     runs = json.load(f)
   for variant in ("popularity", "two_tower_streaming", "smoe_bst_no_next_k"):
     for evaluation in ("full ranking", "phns test"):
@@ -201,7 +205,8 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed1" /
                               "params.yaml").read_text(encoding="utf-8"))
   assert two_tower["train"]["batch_size"] == 512 and two_tower["train"]["epochs"] == 2
-  for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
+  plots = [f"report_streaming_logs_{name}.png" for name in ("metrics", "gates", "curves")]
+  for plot in plots:
     assert (output_dir / plot).stat().st_size > 0
     assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
   with np.load(output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
@@ -219,9 +224,9 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
     elif path.is_dir() and not any(path.iterdir()):
       path.rmdir()
   assert not list(output_dir.rglob("checkpoint"))
-  output = _run("report.py", *flags, "--resume")
-  assert (output_dir / "report.md").read_text(encoding="utf-8") == table
-  for plot in ("report_metrics.png", "report_gates.png", "report_curves.png"):
+  _run("report.py", *flags, "--resume")
+  assert (output_dir / "report_streaming_logs.md").read_text(encoding="utf-8") == table
+  for plot in plots:
     assert (output_dir / plot).stat().st_size > 0
 
 

@@ -68,6 +68,7 @@ def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume_and_t
   # Only the third epoch ran after the resume, and the seconds per epoch are its own.
   assert (outcome.epochs, outcome.epochs_run) == (3, 1)
   assert outcome.seconds_per_epoch == outcome.train_seconds
+  assert outcome.machine == reporting.machine_description()
 
 
 def test_seconds_per_epoch_of_outcomes_with_and_without_epochs_run():

@@ -36,6 +36,8 @@ class RunOutcome:
       backup).
     epochs_run: epochs of that last start, the ones `train_seconds` covers; None in outcomes
       written before this field existed, which count as `epochs`.
+    machine: `machine_description()` of the machine that ran it, so that a report rebuilt
+      from stored outcomes names where its times were taken; None in older outcomes.
   """
 
   seed: int
@@ -43,6 +45,7 @@ class RunOutcome:
   epochs: int
   train_seconds: float
   epochs_run: Optional[int] = None
+  machine: Optional[str] = None
 
   @property
   def seconds_per_epoch(self) -> float:
@@ -80,7 +83,8 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   epochs = epoch_numbers[-1] + 1 if epoch_numbers else 0
   results = experiment.evaluate(model, split, "test")
   experiment.write_results(results, "test")
-  outcome = RunOutcome(config.seed, results, epochs, seconds, len(epoch_numbers))
+  outcome = RunOutcome(config.seed, results, epochs, seconds, len(epoch_numbers),
+                       machine_description())
   with open(outcome_path, "w", encoding="utf-8") as f:
     json.dump(dataclasses.asdict(outcome), f, indent=2)
   return outcome
