@@ -56,23 +56,3 @@ def test_saved_model_round_trip(tmp_path):
   model.save(str(tmp_path / "model"))
   loaded = tf.keras.models.load_model(str(tmp_path / "model"))
   np.testing.assert_allclose(loaded(_inputs()).numpy(), expected, rtol=1e-6)
-
-
-def test_feature_tables_are_checked_int32_rows():
-  genres, years = content_embedding.feature_tables(
-      {"genres": [[0, 0], [1, 2], [3, 0]], "year_bucket": np.array([0, 4, 1], np.int64)}, 3)
-  assert genres.dtype == np.int32 and years.dtype == np.int32
-  np.testing.assert_array_equal(genres, [[0, 0], [1, 2], [3, 0]])
-  np.testing.assert_array_equal(years, [0, 4, 1])
-
-
-@pytest.mark.parametrize("item_features,num_items,message", [
-    ({"genres": [[0], [1], [2]]}, 3, "lacks"),
-    ({"genres": [[0], [1]], "year_bucket": [0, 1, 2]}, 3, "genres"),
-    ({"genres": [0, 1, 2], "year_bucket": [0, 1, 2]}, 3, "max_genres"),
-    ({"genres": [[0], [1], [-1]], "year_bucket": [0, 1, 2]}, 3, ">= 0"),
-    ({"genres": np.zeros([0, 1]), "year_bucket": []}, 0, "num_items"),
-])
-def test_bad_feature_tables_are_errors(item_features, num_items, message):
-  with pytest.raises(ValueError, match=message):
-    content_embedding.feature_tables(item_features, num_items)

@@ -97,7 +97,7 @@ def test_rank_scores_candidates_with_ctr_and_completion_and_unknowns_lowest():
   # Completion of each (user, candidate) pair through the ranker's head, user by user.
   users = module.ranker.user_vector(features)[0].numpy()
   for row, column in zip(*np.nonzero(known)):
-    item = module.ranker.item_content(tf.constant([indices[row, column]]))
+    item = module.ranker.content(tf.constant([indices[row, column]]))
     expected_completion = module.ranker.predict_completion(users[row:row + 1], item).numpy()[0]
     np.testing.assert_allclose(outputs["completion"].numpy()[row, column], expected_completion,
                                rtol=1e-5)

@@ -1,44 +1,6 @@
 """Item content vectors: item id embedding concatenated with item feature embeddings."""
 
-from typing import Dict, Tuple
-
-import numpy as np
 import tensorflow as tf
-
-
-def feature_tables(item_features: Dict[str, np.ndarray],
-                   num_items: int) -> Tuple[np.ndarray, np.ndarray]:
-  """The checked int32 tables a model gathers `ContentEmbedding`'s feature inputs from.
-
-  Args:
-    item_features: "genres" [num_items, max_genres] and "year_bucket" [num_items] int, one row
-      per item index (`ItemFeatureTables.as_dict()`).
-    num_items: item vocabulary size, reserved indices included.
-
-  Returns:
-    (genres [num_items, max_genres], year_bucket [num_items]) as int32 arrays.
-
-  Raises:
-    ValueError: num_items < 2, or a table is missing, has another shape, or holds a negative
-      id.
-  """
-  if num_items < 2:
-    raise ValueError(f"num_items must be >= 2 (padding and out-of-vocabulary are reserved), "
-                     f"got {num_items}.")
-  missing = sorted({"genres", "year_bucket"} - set(item_features))
-  if missing:
-    raise ValueError(f"item_features lacks {missing}; it needs 'genres' [num_items, "
-                     "max_genres] and 'year_bucket' [num_items] (ItemFeatureTables.as_dict()).")
-  genres = np.asarray(item_features["genres"], np.int32)
-  years = np.asarray(item_features["year_bucket"], np.int32)
-  if genres.ndim != 2 or genres.shape[0] != num_items or genres.shape[1] < 1 or (
-      years.shape != (num_items,)):
-    raise ValueError(f"item feature tables must be genres [{num_items}, max_genres] and "
-                     f"year_bucket [{num_items}], got {list(genres.shape)} and "
-                     f"{list(years.shape)}.")
-  if genres.min() < 0 or years.min() < 0:
-    raise ValueError("genre ids and year buckets must be >= 0 (0 = none / unknown).")
-  return genres, years
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
@@ -48,7 +10,8 @@ class ContentEmbedding(tf.keras.layers.Layer):
   Index 0 is padding everywhere (item 0, genre 0, year bucket 0 = unknown): padding items embed
   to zeros, and genre slots holding 0 take no part in the genre mean. The inputs are the item
   indices and the feature tables' rows for them (`tfrs_smoe.data.item_features`), as the
-  sequence pipeline delivers them in `history`, `history_genres`, `history_year_bucket`.
+  sequence pipeline delivers them in `history`, `history_genres`, `history_year_bucket`;
+  `ItemContent` gathers them from the tables it holds, for models that take item indices only.
 
   Args:
     num_items: item vocabulary size (reserved indices included).

@@ -9,7 +9,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_smoe.layers import adaptive_gate
 from tfrs_smoe.layers import candidate_scorer
-from tfrs_smoe.layers import content_embedding
+from tfrs_smoe.layers import item_content
 from tfrs_smoe.layers import timescale_experts
 from tfrs_smoe.tasks import engagement_multitask
 
@@ -70,7 +70,8 @@ class SMoEBST(tfrs.models.Model):
     num_items: item vocabulary size (reserved indices included).
     num_users: user vocabulary size.
     item_features: "genres" [num_items, G] and "year_bucket" [num_items] int tables
-      (`ItemFeatureTables.as_dict()`), kept in the model so that it needs item indices only.
+      (`ItemFeatureTables.as_dict()`), held by its `ItemContent` layer (`content`) so
+      that it needs item indices only.
     config: `SMoEBSTConfig`.
     task_config: `MultitaskConfig`.
     max_len: history length.
@@ -95,12 +96,9 @@ class SMoEBST(tfrs.models.Model):
     self.task_config = task_config
     self.num_items = num_items
     self.max_len = max_len
-    genres, years = content_embedding.feature_tables(item_features, num_items)
-    self._genres = tf.Variable(genres, trainable=False, name="genres")
-    self._years = tf.Variable(years, trainable=False, name="year_bucket")
-    self.content = content_embedding.ContentEmbedding(
-        num_items, int(genres.max()) + 1, int(years.max()) + 1, config.item_dim,
-        config.genre_dim, config.year_dim, name="content")
+    self.content = item_content.ItemContent.from_tables(
+        item_features, num_items, config.item_dim, config.genre_dim, config.year_dim,
+        name="content")
     self.experts = timescale_experts.TimescaleExperts(
         config.expert_windows, config.num_blocks, config.num_heads, config.feed_forward_dim,
         config.dropout, max_len, name="experts")
@@ -134,21 +132,16 @@ class SMoEBST(tfrs.models.Model):
   def dim(self) -> int:
     return self.content.output_dim
 
-  def item_content(self, items: tf.Tensor) -> tf.Tensor:
-    """[..., dim] content vectors of item indices [...]."""
-    return self.content({"item": items, "genres": tf.nn.embedding_lookup(self._genres, items),
-                         "year_bucket": tf.nn.embedding_lookup(self._years, items)})
-
   def item_table(self) -> tf.Tensor:
     """[num_items, dim] content vectors of the whole catalogue."""
-    return self.item_content(tf.range(self.num_items))
+    return self.content(tf.range(self.num_items))
 
   def encode(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
              ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """User vectors [batch, time, dim] at every position and gate weights [batch, time, E]."""
     history = tf.cast(features["history"], tf.int32)
     mask = history > 0
-    experts = self.experts(self.item_content(history), mask=mask, training=training)
+    experts = self.experts(self.content(history), mask=mask, training=training)
     if self.gate is None:
       return experts[:, :, 0], None
     if self.user_embedding is not None:
@@ -180,7 +173,7 @@ class SMoEBST(tfrs.models.Model):
                        ) -> tf.Tensor:
     """[batch, n] scores of candidate item indices [batch, n]."""
     users, _ = self.user_vector(features)
-    return self.scorer((users, self.item_content(tf.cast(candidates, tf.int32))))
+    return self.scorer((users, self.content(candidates)))
 
   def predict_completion(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
     """[...] predicted completion rate of item content vectors [..., dim] for users [..., dim]."""

@@ -9,8 +9,8 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_smoe import distribute
 from tfrs_smoe.layers import adaptive_gate
-from tfrs_smoe.layers import content_embedding
 from tfrs_smoe.layers import frequency_estimator
+from tfrs_smoe.layers import item_content
 from tfrs_smoe.layers import timescale_experts
 from tfrs_smoe.models import smoe_bst
 
@@ -91,7 +91,8 @@ class TwoTower(tfrs.models.Model):
   Args:
     num_items: item vocabulary size (reserved indices included).
     num_users: user vocabulary size.
-    item_features: "genres" [num_items, G] and "year_bucket" [num_items] int tables.
+    item_features: "genres" [num_items, G] and "year_bucket" [num_items] int tables, held by
+      its `ItemContent` layer (`content`).
     encoder: `SMoEBSTConfig`: content embedding sizes, user_dim, and the transformer settings
       of the "bst" / "smoe_bst" history encoders.
     config: `TwoTowerConfig`.
@@ -117,12 +118,9 @@ class TwoTower(tfrs.models.Model):
     self.config = config
     self.num_items = num_items
     self.max_len = max_len
-    genres, years = content_embedding.feature_tables(item_features, num_items)
-    self._genres = tf.Variable(genres, trainable=False, name="genres")
-    self._years = tf.Variable(years, trainable=False, name="year_bucket")
-    self.content = content_embedding.ContentEmbedding(
-        num_items, int(genres.max()) + 1, int(years.max()) + 1, encoder.item_dim,
-        encoder.genre_dim, encoder.year_dim, name="content")
+    self.content = item_content.ItemContent.from_tables(
+        item_features, num_items, encoder.item_dim, encoder.genre_dim, encoder.year_dim,
+        name="content")
     self.experts = None
     self.gate = None
     if config.history_encoder != "mean":
@@ -155,17 +153,12 @@ class TwoTower(tfrs.models.Model):
     self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
                                      remove_accidental_hits=True)
 
-  def item_content(self, items: tf.Tensor) -> tf.Tensor:
-    """[..., content_dim] content vectors of item indices [...]."""
-    return self.content({"item": items, "genres": tf.nn.embedding_lookup(self._genres, items),
-                         "year_bucket": tf.nn.embedding_lookup(self._years, items)})
-
   def history_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
                      ) -> tf.Tensor:
     """[batch, content_dim] encoding of the history by the configured history encoder."""
     history = tf.cast(features["history"], tf.int32)
     mask = history > 0
-    content = self.item_content(history)
+    content = self.content(history)
     if self.experts is None:
       count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
       return tf.reduce_sum(content, axis=1) / tf.maximum(count, 1.0)  # Padding embeds to 0.
@@ -187,7 +180,7 @@ class TwoTower(tfrs.models.Model):
 
   def candidate_vector(self, items: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
     """[n, embedding_dim] L2-normalised candidate embeddings of item indices [n]."""
-    return self.candidate_tower(self.item_content(tf.cast(items, tf.int32)), training=training)
+    return self.candidate_tower(self.content(items), training=training)
 
   def candidate_table(self) -> tf.Tensor:
     """[num_items, embedding_dim] embeddings of the whole catalogue."""
@@ -210,7 +203,7 @@ class TwoTower(tfrs.models.Model):
                        ) -> tf.Tensor:
     """[batch, n] scores of candidate item indices [batch, n]."""
     return tf.einsum("bd,bnd->bn", self.query_vector(features),
-                     self.candidate_tower(self.item_content(tf.cast(candidates, tf.int32))))
+                     self.candidate_tower(self.content(candidates)))
 
   def index(self, k: int = 100, scann: bool = False) -> tfrs.layers.factorized_top_k.TopK:
     """A top-k index over the catalogue; query it with `query_vector(...)`.

@@ -145,7 +145,7 @@ class RecommenderModule(tf.Module):
                "ctr": tf.where(known, tf.sigmoid(scores), 0.0)}
     if getattr(self.ranker, "completion_head", None) is not None:
       users, _ = self.ranker.user_vector(features)
-      items = self.ranker.item_content(indices)
+      items = self.ranker.content(indices)
       users = tf.broadcast_to(users[:, tf.newaxis, :], tf.shape(items))
       outputs["completion"] = tf.where(known, self.ranker.predict_completion(users, items), 0.0)
     return outputs
