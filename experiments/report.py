@@ -19,9 +19,9 @@ results are the report's own text, and a report of one data set leaves the other
 --dataset_params_override sets one data set's training (e.g. MovieLens' dropout and schedule)
 under the variants, which still switch their own components on or off.
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches are reused
-with --resume, so an interrupted report goes on where it stopped. Cost: a full report is about
-45 trainings; on a 2-core CPU a S-MoE-BST training takes 6 (embedded default) to 15 (MovieLens)
-minutes.
+with --resume, so an interrupted report goes on where it stopped. Cost: 22 trainings per data
+set; on 2-core CPUs the embedded default's took 1.4 hours and MovieLens' 2.8 hours (a
+S-MoE-BST training 6 to 20 minutes, by machine and early stopping).
 A run's records, params.yaml, outcome.json, history.json and (S-MoE-BST) test_gate_weights.npz,
 are all that --resume reads: with only those in --output_dir, the report and its plots are
 rebuilt without training. The repository keeps the records of the README's runs in
@@ -205,12 +205,29 @@ def _plot_curves(pyplot, curve_runs, title, path):
   figure.savefig(path, dpi=110)
 
 
+def _machines(runs):
+  """(note naming the machines the runs trained on, variant -> their letters or None).
+
+  Training seconds compare only between runs of one machine: when a data set's runs trained on
+  more than one, the machines get letters (A, B, ...) that the note keys and the table's
+  machine column gives per variant; with one machine the note is its name and there is no
+  column.
+  """
+  names = {variant: [o.machine or "machine not recorded" for o in outcomes]
+           for variant, outcomes in runs.items()}
+  machines = sorted({name for per in names.values() for name in per})
+  if len(machines) == 1:
+    return machines[0], None
+  letters = {name: chr(ord("A") + i) for i, name in enumerate(machines)}
+  note = ("; ".join(f"{letters[name]} = {name}" for name in machines)
+          + "; s/epoch compares runs of one machine only")
+  return note, {variant: ", ".join(sorted({letters[name] for name in per}))
+                for variant, per in names.items()}
+
+
 def _report_dataset(dataset, data, dataset_overrides, pyplot):
   """Trains (or reuses) every variant and seed on one data set; writes report_<dataset>.md,
   .json and plots; returns (report path, [(plot title, plot file name)])."""
-  lines = reporting.table_header(["data", "variant"], _COLUMNS)
-  lines[0] += " s/epoch |"
-  lines[1] += "---|"
   runs, gate_run, curve_runs = {}, None, {}
   for variant in FLAGS.variants:
     seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
@@ -225,12 +242,18 @@ def _report_dataset(dataset, data, dataset_overrides, pyplot):
         if config.model.name == "smoe_bst" and gate_run is None:
           gate_run = model_dir
     runs[variant] = outcomes
+    print("\n".join(reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS)),
+          flush=True)
+  machines, machine_of = _machines(runs)
+  lines = reporting.table_header(["data", "variant"], _COLUMNS)
+  lines[0] += " s/epoch |" + (" machine |" if machine_of else "")
+  lines[1] += "---|" * (2 if machine_of else 1)
+  for variant, outcomes in runs.items():
     per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
     for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
-      lines.append(f"{row} {per_epoch:.1f} |")
-      print(lines[-1], flush=True)
-  machines = sorted({o.machine or "machine not recorded" for per in runs.values() for o in per})
-  note = (f"seeds {', '.join(FLAGS.seeds)}; {' and '.join(machines)}; command: python "
+      lines.append(f"{row} {per_epoch:.1f} |" + (f" {machine_of[variant]} |" if machine_of
+                                                   else ""))
+  note = (f"seeds {', '.join(FLAGS.seeds)}; {machines}; command: python "
           f"experiments/report.py --seeds={','.join(FLAGS.seeds)} --datasets={dataset} "
           f"--variants={','.join(FLAGS.variants)}"
           + "".join(f" --{name}='{FLAGS[name].value}'" for name in

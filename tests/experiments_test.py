@@ -229,6 +229,25 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   for plot in plots:
     assert (output_dir / plot).stat().st_size > 0
 
+  # Runs recorded on two machines: each variant's machine is named, as times compare only
+  # within one machine.
+  outcome_path = output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed1" / "outcome.json"
+  outcome = json.loads(outcome_path.read_text(encoding="utf-8"))
+  outcome["machine"] = "Zilog Z80, 1 cores, TensorFlow 2.21.0"
+  outcome_path.write_text(json.dumps(outcome), encoding="utf-8")
+  _run("report.py", *flags, "--resume")
+  mixed = (output_dir / "report_streaming_logs.md").read_text(encoding="utf-8")
+  here = reporting.machine_description()
+  machines = sorted([here, outcome["machine"]])
+  assert (f"; A = {machines[0]}; B = {machines[1]}; s/epoch compares runs of one machine only; "
+          "command: ") in mixed
+  assert "| train s/run | s/epoch | machine |" in mixed
+  letter = dict(zip(machines, "AB"))
+  for variant in ("popularity", "two_tower_streaming", "smoe_bst_no_next_k"):
+    machine = letter[outcome["machine"] if variant == "two_tower_streaming" else here]
+    rows = [line for line in mixed.splitlines() if f"| {variant} |" in line]
+    assert len(rows) == 2 and all(row.endswith(f" | {machine} |") for row in rows)
+
 
 @pytest.mark.parametrize("dataset_override, message", [
     ("{movielens: {train: {epochs: 3}}, streaming: {train: {epochs: 3}}}",
