@@ -228,7 +228,7 @@ def _machines(runs):
 def _report_dataset(dataset, data, dataset_overrides, pyplot):
   """Trains (or reuses) every variant and seed on one data set; writes report_<dataset>.md,
   .json and plots; returns (report path, [(plot title, plot file name)])."""
-  runs, gate_run, curve_runs = {}, None, {}
+  runs, rows, gate_run, curve_runs = {}, {}, None, {}
   for variant in FLAGS.variants:
     seeds = [0] if variant == "popularity" else [int(s) for s in FLAGS.seeds]
     outcomes = []
@@ -242,17 +242,16 @@ def _report_dataset(dataset, data, dataset_overrides, pyplot):
         if config.model.name == "smoe_bst" and gate_run is None:
           gate_run = model_dir
     runs[variant] = outcomes
-    print("\n".join(reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS)),
-          flush=True)
+    per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
+    rows[variant] = [f"{row} {per_epoch:.1f} |" for row in
+                     reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS)]
+    print("\n".join(rows[variant]), flush=True)
   machines, machine_of = _machines(runs)
   lines = reporting.table_header(["data", "variant"], _COLUMNS)
   lines[0] += " s/epoch |" + (" machine |" if machine_of else "")
   lines[1] += "---|" * (2 if machine_of else 1)
-  for variant, outcomes in runs.items():
-    per_epoch = np.mean([o.seconds_per_epoch for o in outcomes])
-    for row in reporting.table_rows([config.data.dataset, variant], outcomes, _COLUMNS):
-      lines.append(f"{row} {per_epoch:.1f} |" + (f" {machine_of[variant]} |" if machine_of
-                                                   else ""))
+  for variant, variant_rows in rows.items():
+    lines.extend(f"{row} {machine_of[variant]} |" if machine_of else row for row in variant_rows)
   note = (f"seeds {', '.join(FLAGS.seeds)}; {machines}; command: python "
           f"experiments/report.py --seeds={','.join(FLAGS.seeds)} --datasets={dataset} "
           f"--variants={','.join(FLAGS.variants)}"
