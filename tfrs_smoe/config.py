@@ -20,6 +20,7 @@ import yaml
 from tfrs_smoe import distribute as distribute_lib
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.evaluation import phns_protocol
+from tfrs_smoe.models import registry
 from tfrs_smoe.models import smoe_bst
 from tfrs_smoe.models import two_tower as two_tower_lib
 from tfrs_smoe.tasks import engagement_multitask
@@ -77,9 +78,10 @@ class ModelConfig:
   """Which model, its architecture and its loss.
 
   Attributes:
-    name: "popularity" (most popular positives in the training log), "bst" (one expert over
-      the whole history, no gate), "smoe_bst" (the experts of `encoder.expert_windows` mixed
-      by the gate) or "two_tower" (sampling-bias-corrected retrieval).
+    name: a model of `models.registry`: "popularity" (most popular positives in the training
+      log), "bst" (one expert over the whole history, no gate), "smoe_bst" (the experts of
+      `encoder.expert_windows` mixed by the gate) or "two_tower" (sampling-bias-corrected
+      retrieval).
     encoder: architecture of bst / smoe_bst, and the content embeddings and history encoders
       of two_tower.
     task: the multitask loss of bst / smoe_bst.
@@ -92,6 +94,14 @@ class ModelConfig:
       default_factory=engagement_multitask.MultitaskConfig)
   two_tower: two_tower_lib.TwoTowerConfig = dataclasses.field(
       default_factory=two_tower_lib.TwoTowerConfig)
+
+  def __post_init__(self):
+    try:
+      spec = registry.get(self.name)
+    except ValueError as error:
+      raise ValueError(f"model.name: {error}") from None
+    if spec.check is not None:
+      spec.check(self)
 
 
 @dataclasses.dataclass

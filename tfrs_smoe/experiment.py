@@ -7,7 +7,6 @@ The order is fixed and shared by `experiments/train.py` and `experiments/evaluat
   and the PHNS test) -> metrics JSON, TensorBoard scalars, a printed table.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -21,18 +20,13 @@ from tfrs_smoe import config as config_lib
 from tfrs_smoe import distribute
 from tfrs_smoe.data import epoch_stream
 from tfrs_smoe.data import hard_negatives
-from tfrs_smoe.data import item_features
 from tfrs_smoe.data import schema
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits as splits_lib
 from tfrs_smoe.evaluation import full_ranking
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.evaluation import ranking_callback
-from tfrs_smoe.models import popularity
-from tfrs_smoe.models import smoe_bst
-from tfrs_smoe.models import two_tower
-
-MODELS = ("popularity", "bst", "smoe_bst", "two_tower")
+from tfrs_smoe.models import registry
 
 Results = Dict[str, Dict[str, float]]
 
@@ -117,32 +111,7 @@ class Experiment:
 
   def build_model(self, split: splits_lib.Split) -> tf.keras.Model:
     """The configured model, untrained (built, so that a checkpoint restores into it)."""
-    model_config = self.config.model
-    name = model_config.name
-    if name == "popularity":
-      return popularity.PopularityModel(num_items=split.item_vocabulary.size)
-    if name not in MODELS:
-      raise ValueError(f"Unknown model {name!r}; available: {', '.join(MODELS)}.")
-    encoder = model_config.encoder
-    max_len = self.config.data.max_len
-    tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
-    if name == "two_tower":
-      train = split.train
-      counts = np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
-      model = two_tower.TwoTower(split.item_vocabulary.size, split.user_vocabulary.size,
-                                 tables.as_dict(), encoder, model_config.two_tower,
-                                 max_len=max_len, candidate_counts=counts)
-      model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
-      return model
-    if name == "bst":
-      encoder = dataclasses.replace(encoder, expert_windows=(0,))
-    elif len(encoder.expert_windows) < 2:
-      raise ValueError(f"smoe_bst needs >= 2 expert windows, got {encoder.expert_windows}; "
-                       "use model name bst for one expert.")
-    model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
-                             tables.as_dict(), encoder, model_config.task, max_len=max_len)
-    model.initialize()
-    return model
+    return registry.get(self.config.model.name).build(self.config, split)
 
   def fit(self, split: splits_lib.Split, progress: bool = False,
           callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> tf.keras.Model:
@@ -163,7 +132,7 @@ class Experiment:
     with self.strategy.scope():
       model = self.build_model(split)
       train = split.train
-      if isinstance(model, popularity.PopularityModel):
+      if registry.get(self.config.model.name).training == "counted":
         model.fit_counts(train.item[train.positive])
       else:
         self._fit_validated(model, self.training_stream(split), split, progress, output_dir,
@@ -181,11 +150,11 @@ class Experiment:
   def training_stream(self, split: splits_lib.Split,
                       steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
     """The training batches of the configured (trainable) model, epoch after epoch."""
-    if self.config.model.name == "popularity":
-      raise ValueError("popularity is counted, not trained on batches.")
-    if self.config.model.name == "two_tower":
-      return self._two_tower_stream(split, steps_per_epoch)
-    return self._sequence_stream(split, steps_per_epoch)
+    spec = registry.get(self.config.model.name)
+    streams = {"sequences": self._sequence_stream, "windows": self._two_tower_stream}
+    if spec.training not in streams:
+      raise ValueError(f"{spec.name} is {spec.training}, not trained on batches.")
+    return streams[spec.training](split, steps_per_epoch)
 
   def _per_worker_datasets(self, split: splits_lib.Split,
                            steps_per_epoch: int) -> tf.keras.utils.experimental.DatasetCreator:
@@ -195,7 +164,8 @@ class Experiment:
     `steps_per_epoch` steps of any workers; the dataset is built on each worker (a dataset
     made on the coordinator cannot be sent to it).
     """
-    if self.config.model.name == "two_tower" and self.config.model.two_tower.time_ordered:
+    if (registry.get(self.config.model.name).training == "windows" and
+        self.config.model.two_tower.time_ordered):
       raise ValueError("time_ordered training needs one synchronous stream: use strategy "
                        "default, mirrored or multi_worker, not parameter_server.")
     epochs = self.config.train.epochs

@@ -1,5 +1,6 @@
 """Raw string ids <-> integer indices, with padding and out-of-vocabulary ids reserved."""
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +31,10 @@ class IdVocabulary:
     ids = np.asarray(ids).astype(str)
     if (ids == "").any():
       raise ValueError("IdVocabulary: the empty string is reserved for padding.")
+    if np.char.find(ids, "\n").max(initial=-1) >= 0 or np.char.find(ids, "\r").max(
+        initial=-1) >= 0:
+      raise ValueError("IdVocabulary: ids may not contain line breaks (vocabulary files hold "
+                       "one id per line).")
     self._ids = np.unique(ids)
     if len(self._ids) != len(ids):
       raise ValueError("IdVocabulary: ids are not distinct.")
@@ -43,6 +48,43 @@ class IdVocabulary:
   def ids(self) -> np.ndarray:
     """[size - 2] str, the known ids in index order (index = position + 2)."""
     return self._ids
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, IdVocabulary) and np.array_equal(self._ids, other._ids)
+
+  def write(self, path: str) -> str:
+    """Writes the known ids to `path`, one per line in index order (line n is index n + 2).
+
+    The format of `tf.lookup.TextFileInitializer` (whole line -> line number), so a SavedModel
+    can build its lookup table from the same file as an asset. Written atomically (a temporary
+    file renamed into place). Returns `path`.
+    """
+    directory = os.path.dirname(path)
+    if directory:
+      os.makedirs(directory, exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8", newline="\n") as f:
+      f.writelines(f"{raw_id}\n" for raw_id in self._ids)
+    os.replace(temporary, path)
+    return path
+
+  @classmethod
+  def read(cls, path: str) -> "IdVocabulary":
+    """The vocabulary that `write` wrote to `path`.
+
+    Raises:
+      FileNotFoundError: no file at `path`.
+      ValueError: the file's ids are not in index (sorted) order or not distinct.
+    """
+    with open(path, encoding="utf-8", newline="\n") as f:
+      ids = f.read().split("\n")
+    if ids and ids[-1] == "":
+      ids = ids[:-1]
+    vocabulary = cls(ids)
+    if not np.array_equal(vocabulary.ids, np.asarray(ids, str)):
+      raise ValueError(f"{path}: the ids are not in index order (sorted); it was not written by "
+                       "IdVocabulary.write.")
+    return vocabulary
 
   def lookup(self, raw_ids: Sequence[str]) -> np.ndarray:
     """[n] int32 indices of `raw_ids` ([n] str)."""

@@ -1,0 +1,147 @@
+"""Models by name: one table from a model name to its config, builder and input stream.
+
+A model plugs into the toolkit here and nowhere else (the shape of TF Model Garden's
+`exp_factory`): `Experiment` builds, trains and restores through `get(name)`, the binaries
+check `--model` and `--export_dir` against it before any work, and `ModelConfig.name` is
+validated against `names()`.
+
+Each `ModelSpec` says:
+- `config_fields`: the `ModelConfig` fields its builder reads (the rest are ignored).
+- `build(config, split)`: the untrained model, built so that a checkpoint restores into it.
+- `training`: how it learns: "counted" (`fit_counts` on the training positives, no batches),
+  "sequences" (whole sequences, `Experiment._sequence_stream`) or "windows" ((history window,
+  next positive) pairs, `Experiment._two_tower_stream`).
+- `check(model_config)`: raises a ValueError naming the key for settings the model cannot
+  take; run when the config is made (`ModelConfig.__post_init__`), before any work.
+- `servable`: whether it meets `contract.ServableRanker` (an export can rank with it);
+  `retriever`: whether it can be the first stage of a two-stage export.
+
+Example:
+  >>> from tfrs_smoe.models import registry
+  >>> registry.names()
+  ('popularity', 'bst', 'smoe_bst', 'two_tower')
+  >>> spec = registry.get("smoe_bst")
+  >>> spec.training, spec.servable, spec.retriever
+  ('sequences', True, False)
+"""
+
+import dataclasses
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_smoe.data import item_features
+from tfrs_smoe.models import popularity
+from tfrs_smoe.models import smoe_bst
+from tfrs_smoe.models import two_tower
+
+TRAINING_KINDS = ("counted", "sequences", "windows")
+
+# (ExperimentConfig, splits.Split) -> built tf.keras.Model; typed loosely because the config
+# module imports this one.
+Builder = Callable[[Any, Any], tf.keras.Model]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """How the toolkit builds, trains and serves one model; see the module docstring."""
+
+  name: str
+  description: str
+  build: Builder
+  training: str
+  config_fields: Tuple[str, ...] = ()
+  servable: bool = True
+  retriever: bool = False
+  check: Optional[Callable[[Any], None]] = None
+
+  def __post_init__(self):
+    if self.training not in TRAINING_KINDS:
+      raise ValueError(f"{self.name}: training must be one of {TRAINING_KINDS}, got "
+                       f"{self.training!r}.")
+
+
+_REGISTRY: Dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+  """Adds `spec` under `spec.name`; a name is registered once."""
+  if spec.name in _REGISTRY:
+    raise ValueError(f"A model named {spec.name!r} is registered already.")
+  _REGISTRY[spec.name] = spec
+  return spec
+
+
+def names() -> Tuple[str, ...]:
+  """The registered model names, in registration order."""
+  return tuple(_REGISTRY)
+
+
+def get(name: str) -> ModelSpec:
+  """The spec of `name`; a ValueError listing the registered names for an unknown one."""
+  if name not in _REGISTRY:
+    raise ValueError(f"Unknown model {name!r}; available: {', '.join(_REGISTRY)}.")
+  return _REGISTRY[name]
+
+
+def _positive_counts(split) -> np.ndarray:
+  train = split.train
+  return np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
+
+
+def _tables(split) -> Dict[str, np.ndarray]:
+  return item_features.ItemFeatureTables.from_catalog(split.items,
+                                                      split.item_vocabulary).as_dict()
+
+
+def _build_popularity(config, split) -> tf.keras.Model:
+  del config
+  return popularity.PopularityModel(num_items=split.item_vocabulary.size)
+
+
+def _build_sequential(config, split, windows) -> tf.keras.Model:
+  encoder = config.model.encoder if windows is None else dataclasses.replace(
+      config.model.encoder, expert_windows=windows)
+  model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
+                           _tables(split), encoder, config.model.task,
+                           max_len=config.data.max_len)
+  model.initialize()
+  return model
+
+
+def _check_smoe_bst(model_config) -> None:
+  windows = model_config.encoder.expert_windows
+  if len(windows) < 2:
+    raise ValueError(f"model.encoder.expert_windows: smoe_bst needs >= 2 expert windows, got "
+                     f"{list(windows)}; use model name bst for one expert.")
+
+
+def _build_smoe_bst(config, split) -> tf.keras.Model:
+  _check_smoe_bst(config.model)
+  return _build_sequential(config, split, None)
+
+
+def _build_bst(config, split) -> tf.keras.Model:
+  return _build_sequential(config, split, (0,))
+
+
+def _build_two_tower(config, split) -> tf.keras.Model:
+  max_len = config.data.max_len
+  model = two_tower.TwoTower(split.item_vocabulary.size, split.user_vocabulary.size,
+                             _tables(split), config.model.encoder, config.model.two_tower,
+                             max_len=max_len, candidate_counts=_positive_counts(split))
+  model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
+  return model
+
+
+register(ModelSpec("popularity", "most popular positives of the training log, for every user",
+                   _build_popularity, training="counted", servable=False))
+register(ModelSpec("bst", "Behavior Sequence Transformer: one expert over the whole history",
+                   _build_bst, training="sequences", config_fields=("encoder", "task")))
+register(ModelSpec("smoe_bst", "S-MoE-BST: time-scale experts mixed by the gate",
+                   _build_smoe_bst, training="sequences", config_fields=("encoder", "task"),
+                   check=_check_smoe_bst))
+register(ModelSpec("two_tower", "sampling-bias-corrected two-tower retrieval",
+                   _build_two_tower, training="windows", config_fields=("encoder", "two_tower"),
+                   retriever=True))
