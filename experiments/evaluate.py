@@ -1,7 +1,8 @@
 r"""Evaluates a trained model of --model_dir on its test split (or validation split).
 
 Reads params.yaml and the checkpoint that experiments/train.py wrote; the common flags override
-the saved config (e.g. --data_dir on another machine). Writes metrics_<split>.json and TensorBoard
+the saved config (e.g. --data_dir on another machine). The loaded data must be the data set the
+run was trained on (its vocabularies/ are checked first; another one is an error naming both). Writes metrics_<split>.json and TensorBoard
 logs (logs/<split>) into --model_dir and prints the metrics table.
 
 Example:
@@ -9,6 +10,7 @@ Example:
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,6 +22,7 @@ from absl import logging
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe import run_directory
 
 cli.define_flags()
 flags.DEFINE_enum("split", "test", ["validation", "test"], "Which targets to evaluate on.")
@@ -32,7 +35,10 @@ def main(argv):
   config = cli.resolve_config(config_lib.load_params(FLAGS.model_dir), FLAGS)
   experiment = experiment_lib.Experiment(config, FLAGS.model_dir)
   split = experiment.prepare_data()
-  model = experiment.restore(split)
+  try:
+    model = experiment.restore(split)
+  except run_directory.DataMismatchError as error:
+    sys.exit(f"evaluate.py: {error}")
   results = experiment.evaluate(model, split, FLAGS.split, progress=True)
   metrics_path = experiment.write_results(results, FLAGS.split)
   print(f"\n{FLAGS.split.capitalize()} metrics of {config.model.name} on {config.data.dataset}:")

@@ -13,6 +13,7 @@ Example:
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -24,6 +25,8 @@ from absl import logging
 from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe import run_directory
+from tfrs_smoe.models import registry
 from tfrs_smoe.serving import export
 
 cli.define_flags()
@@ -45,18 +48,35 @@ def _restore(model_dir: str, overrides):
   return config, split, experiment.restore(split)
 
 
+def _check_servable(config, flag: str, retriever: bool = False) -> None:
+  """A UsageError, before any data is loaded, when --`flag`'s model cannot take its role."""
+  spec = registry.get(config.model.name)
+  able = [n for n in registry.names() if (registry.get(n).retriever if retriever
+                                           else registry.get(n).servable)]
+  if not (spec.retriever if retriever else spec.servable):
+    role = "be the first stage" if retriever else "be served"
+    raise app.UsageError(f"--{flag} holds a {spec.name} model, which cannot {role}; use a "
+                         f"{' or '.join(able)} model.")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  config, split, ranker = _restore(FLAGS.model_dir, FLAGS)
-  retriever, retriever_split = None, None
+  config = cli.resolve_config(config_lib.load_params(FLAGS.model_dir), FLAGS)
+  _check_servable(config, "model_dir")
   if FLAGS.retrieval_model_dir:
-    retriever_config, retriever_split, retriever = _restore(FLAGS.retrieval_model_dir, FLAGS)
-    if retriever_config.model.name != "two_tower":
-      raise ValueError(f"--retrieval_model_dir holds a {retriever_config.model.name} model; the "
-                       "first stage must be two_tower.")
+    retriever_config = cli.resolve_config(config_lib.load_params(FLAGS.retrieval_model_dir),
+                                          FLAGS)
+    _check_servable(retriever_config, "retrieval_model_dir", retriever=True)
     if retriever_config.data.max_len != config.data.max_len:
-      raise ValueError("The retriever and the ranker need the same data.max_len.")
+      raise app.UsageError("The retriever and the ranker need the same data.max_len.")
+  try:
+    config, split, ranker = _restore(FLAGS.model_dir, FLAGS)
+    retriever, retriever_split = None, None
+    if FLAGS.retrieval_model_dir:
+      _, retriever_split, retriever = _restore(FLAGS.retrieval_model_dir, FLAGS)
+  except run_directory.DataMismatchError as error:
+    sys.exit(f"export.py: {error}")
   module = export.build_module(split, ranker, config.data.max_len, FLAGS.k, retriever,
                                retriever_split, FLAGS.num_candidates)
   path = export.save_version(module, FLAGS.export_dir, FLAGS.version)

@@ -1,13 +1,16 @@
 """A training process killed with SIGKILL and started again resumes from its backup.
 
 The resumed run must end where an uninterrupted run on the same seed ends: with neither
-dropout nor gate noise (whose random streams are not backed up) the weights agree to float32
-rounding, because `EpochStream` gives the resumed run the batches, and PHNS negatives, that the
-uninterrupted run saw at the same step.
+dropout nor gate noise (whose random streams are not backed up) its epochs validate as the
+uninterrupted run's, because `EpochStream` gives the resumed run the batches, and PHNS
+negatives, that the uninterrupted run saw at the same step; and early stopping, whose state is
+backed up too (`ResumableEarlyStopping`), ends it with the weights of the same best epoch,
+although that epoch ended before the kill.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,13 +24,15 @@ from tfrs_smoe import experiment as experiment_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EPOCHS = 4
+# At this learning rate validation NDCG@10 peaks in the first two epochs (0.058, 0.066, 0.048,
+# 0.051 here), so early stopping keeps an epoch that ends before the kill.
 _OVERRIDE = {
     "data": {"max_len": 10},
     "model": {"encoder": {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
                           "expert_windows": [3, 0], "num_blocks": 1, "feed_forward_dim": 16,
                           "dropout": 0.0, "gate_noise_stddev": 0.0}},
-    "train": {"epochs": _EPOCHS, "batch_size": 16, "early_stopping_patience": 0,
-              "phns": {"preset": "hard"}},
+    "train": {"epochs": _EPOCHS, "batch_size": 16, "learning_rate": 0.1,
+              "early_stopping_patience": 2, "phns": {"preset": "hard"}},
     "eval": {"phns_test": False},
 }
 
@@ -52,9 +57,24 @@ def _weights(model_dir):
           if name.startswith("model/") and "OPTIMIZER_SLOT" not in name}
 
 
-def _history_epochs(model_dir):
+def _history(model_dir):
   with open(os.path.join(model_dir, "history.json"), encoding="utf-8") as f:
-    return len(json.load(f)["loss"])
+    return json.load(f)
+
+
+def _validation_metrics(model_dir):
+  with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
+    return json.load(f)["full_ranking"]
+
+
+def _backup_count(model_dir):
+  """How many backups the running process has written (0 before the first)."""
+  try:
+    with open(os.path.join(model_dir, "backup", "chief", "checkpoint"), encoding="utf-8") as f:
+      match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
+  except FileNotFoundError:
+    return 0
+  return int(match.group(1)) if match else 0
 
 
 def _steps_per_epoch(tfds_dir):
@@ -66,46 +86,59 @@ def _steps_per_epoch(tfds_dir):
   return experiment.training_stream(experiment.prepare_data()).steps_per_epoch
 
 
-def test_killed_training_resumes_mid_epoch_and_ends_like_an_uninterrupted_run(tmp_path):
+def test_killed_training_resumes_after_its_best_epoch_and_ends_like_an_uninterrupted_run(
+    tmp_path):
   tfds_dir = str(tmp_path / "tfds")
   uninterrupted = str(tmp_path / "uninterrupted")
   result = subprocess.run(_command(uninterrupted, tfds_dir, 0), capture_output=True, text=True,
                           env=_env(), timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert _history_epochs(uninterrupted) == _EPOCHS
+  expected_ndcg = _history(uninterrupted)["val_ndcg@10"]
+  best_epoch = int(np.argmax(expected_ndcg))
+  assert best_epoch < len(expected_ndcg) - 1, expected_ndcg  # Later epochs validate worse ...
+  expected_metrics = _validation_metrics(uninterrupted)
+  # ... and the run ended with the best epoch's weights.
+  assert abs(expected_metrics["ndcg@10"] - expected_ndcg[best_epoch]) < 1e-6
   assert not os.path.exists(os.path.join(uninterrupted, "backup", "chief"))  # Deleted at the end.
 
-  # The first backup falls in the middle of the second epoch.
+  # Killed right after the first backup past the end of the best epoch: in the middle of the
+  # next epoch, since backups fall every steps_per_epoch + 1 steps.
   steps_per_epoch = _steps_per_epoch(tfds_dir)
-  assert steps_per_epoch >= 3
   backup_every_steps = steps_per_epoch + 1
+  kill_after_backup = (best_epoch + 1) * steps_per_epoch // backup_every_steps + 1
+  kill_step = kill_after_backup * backup_every_steps
+  assert kill_step % steps_per_epoch and kill_step < len(expected_ndcg) * steps_per_epoch
   interrupted = str(tmp_path / "interrupted")
   command = _command(interrupted, tfds_dir, backup_every_steps)
   process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
-  marker = os.path.join(interrupted, "backup", "chief", "checkpoint")
   deadline = time.time() + 600
-  while not os.path.exists(marker) and process.poll() is None and time.time() < deadline:
+  while (_backup_count(interrupted) < kill_after_backup and process.poll() is None
+         and time.time() < deadline):
     time.sleep(0.02)
   process.send_signal(signal.SIGKILL)
   _, stderr = process.communicate(timeout=60)
   assert process.returncode == -signal.SIGKILL, stderr[-3000:]  # Killed, not finished.
   assert not os.path.exists(os.path.join(interrupted, "history.json"))
+  resume_epoch = kill_step // steps_per_epoch
+  state_path = os.path.join(interrupted, "backup", "chief",
+                            f"early_stopping_state-{resume_epoch - 1}.json")
+  with open(state_path, encoding="utf-8") as f:
+    assert json.load(f)["best_epoch"] == best_epoch  # Early stopping's state, backed up.
 
   result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600,
                           check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  # Resumed in the second epoch or later (history holds the resumed epochs only) ...
-  assert _history_epochs(interrupted) < _EPOCHS
+  # Resumed in the epoch after the best one (history holds the resumed epochs only), the
+  # resumed epochs validated as the uninterrupted run's ...
+  resumed_ndcg = _history(interrupted)["val_ndcg@10"]
+  np.testing.assert_allclose(resumed_ndcg, expected_ndcg[resume_epoch:], atol=1e-6)
   assert not os.path.exists(os.path.join(interrupted, "backup", "chief"))
-  # ... and ended where the uninterrupted run ended.
+  # ... and it ended with the best epoch's weights, where the uninterrupted run ended.
   expected, resumed = _weights(uninterrupted), _weights(interrupted)
   assert expected.keys() == resumed.keys() and len(expected) > 10
   for name, value in expected.items():
     np.testing.assert_allclose(resumed[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
-  with open(os.path.join(uninterrupted, "metrics_validation.json"), encoding="utf-8") as f:
-    expected_metrics = json.load(f)["full_ranking"]
-  with open(os.path.join(interrupted, "metrics_validation.json"), encoding="utf-8") as f:
-    resumed_metrics = json.load(f)["full_ranking"]
+  resumed_metrics = _validation_metrics(interrupted)
   for name, value in expected_metrics.items():
     assert abs(resumed_metrics[name] - value) < 1e-6, name

@@ -269,11 +269,14 @@ def to_dict(config: Any) -> Dict[str, Any]:
 
 
 def save_params(config: Any, model_dir: str) -> str:
-  """Writes `<model_dir>/params.yaml` and returns its path."""
+  """Writes `<model_dir>/params.yaml` atomically (a temporary file renamed into place) and
+  returns its path."""
   os.makedirs(model_dir, exist_ok=True)
   path = os.path.join(model_dir, "params.yaml")
-  with open(path, "w", encoding="utf-8") as f:
+  temporary = f"{path}.tmp-{os.getpid()}"
+  with open(temporary, "w", encoding="utf-8") as f:
     yaml.safe_dump(to_dict(config), f, sort_keys=False)
+  os.replace(temporary, path)
   return path
 
 

@@ -13,11 +13,14 @@ import shutil
 import tempfile
 from typing import Dict, List, Optional, Sequence, Union
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import distribute
+from tfrs_smoe import resumable_early_stopping
+from tfrs_smoe import run_directory
 from tfrs_smoe.data import epoch_stream
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.data import schema
@@ -121,14 +124,26 @@ class Experiment:
     (history window, next positive) pairs; both are validated by full ranking on
     split.validation every `train.validate_every` epochs and stop early on `train.monitor`,
     keeping the best weights. `callbacks` are added to Keras' fit after the experiment's own
-    (backup, validation, early stopping, TensorBoard).
+    (validation, early stopping, backup, TensorBoard).
+
+    The chief writes the run's vocabularies before training (or, resuming a backup or
+    retraining in a directory that has them, checks that `split` is that run's data) and
+    params.yaml atomically after the final checkpoint (see `run_directory.RunDirectory`).
+
+    Raises:
+      run_directory.DataMismatchError: model_dir holds a run on another data set.
     """
     tf.keras.utils.set_random_seed(self.config.seed)
     # Only the chief writes the run's artifacts; other workers write theirs (which every
     # worker must, for the collective ops of saving) into a directory removed afterwards.
     output_dir = self.model_dir
+    run = run_directory.RunDirectory(self.model_dir)
     if not distribute.is_chief():
       output_dir = tempfile.mkdtemp(prefix="worker_", dir=self.model_dir)
+    elif run.has_data() and run.state() != "empty":
+      run.check_data(split, self.config)
+    else:
+      run.write_data(split, self.config)
     with self.strategy.scope():
       model = self.build_model(split)
       train = split.train
@@ -145,6 +160,9 @@ class Experiment:
                   f, indent=2)
     if output_dir != self.model_dir:
       shutil.rmtree(output_dir, ignore_errors=True)
+    else:
+      run.write_params(self.config)
+      run.end_backup()
     return model
 
   def training_stream(self, split: splits_lib.Split,
@@ -235,11 +253,15 @@ class Experiment:
     `BackupAndRestore` backs the model and optimizer up into model_dir/backup every epoch (or
     every `train.backup_every_steps` steps) and deletes the backup when fit ends. A run started
     while a backup exists (its process was killed) restores it and goes on from the step after
-    it, on the batches an uninterrupted run would see (`EpochStream`). What is not backed up
-    starts afresh on resumption: early stopping's best value and patience, dropout's and the
-    gate noise's random streams (so a resumed run matches an uninterrupted one exactly only
-    without dropout and gate noise), and history.json (the resumed epochs only). Under a
-    parameter-server strategy Keras backs up at epoch ends only, and steps are asynchronous.
+    it, on the batches an uninterrupted run would see (`EpochStream`). Early stopping's best
+    value, patience counter, best epoch and best weights are backed up beside it
+    (`ResumableEarlyStopping`, written by the chief at each epoch end before the epoch's model
+    backup), so a run killed after its best epoch still ends with that epoch's weights. What is
+    not backed up starts afresh on resumption: dropout's and the gate noise's random streams
+    (so a resumed run matches an uninterrupted one exactly only without dropout and gate
+    noise), RankingValidation's last values (with validate_every > 1 a resumed run validates
+    its first epoch) and history.json (the resumed epochs only). Under a parameter-server
+    strategy Keras backs up at epoch ends only, and steps are asynchronous.
     """
     data, training = self.config.data, self.config.train
     model.compile(optimizer=tf.keras.optimizers.Adam(
@@ -256,16 +278,18 @@ class Experiment:
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,
         batch_size=self.config.eval.batch_size, max_len=data.max_len)
-    callbacks = [
-        tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=(
-            "epoch" if parameter_server else training.backup_every_steps or "epoch")),
-        ranking_callback.RankingValidation(evaluator, split.validation,
-                                           every=training.validate_every)]
+    # Validation, then early stopping (its state written by the chief only), then the backup:
+    # an epoch's backup follows its validation and early-stopping state, and at the end of fit
+    # the backup (with that state) is deleted after the best weights are restored.
+    callbacks = [ranking_callback.RankingValidation(evaluator, split.validation,
+                                                    every=training.validate_every)]
     if training.early_stopping_patience:
-      callbacks.append(tf.keras.callbacks.EarlyStopping(
-          f"val_{training.monitor}", mode="max", restore_best_weights=True,
+      callbacks.append(resumable_early_stopping.ResumableEarlyStopping(
+          backup_dir, monitor=f"val_{training.monitor}", mode="max", restore_best_weights=True,
           patience=training.early_stopping_patience * training.validate_every,
           start_from_epoch=training.early_stopping_start_epoch))
+    callbacks.append(tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=(
+        "epoch" if parameter_server else training.backup_every_steps or "epoch")))
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
                                                     write_graph=False))
     model.fit(dataset, epochs=training.epochs, steps_per_epoch=stream.steps_per_epoch,
@@ -282,12 +306,24 @@ class Experiment:
     return int(model.optimizer.iterations.numpy())
 
   def restore(self, split: splits_lib.Split) -> tf.keras.Model:
-    """The model of `model_dir`'s checkpoint."""
-    model = self.build_model(split)
+    """The model of `model_dir`'s checkpoint, after checking that `split` is the run's data.
+
+    Raises:
+      FileNotFoundError: model_dir has no checkpoint.
+      run_directory.DataMismatchError: `split` is not the data set the run was trained on
+        (vocabularies or item feature tables differ).
+    """
     path = self._checkpoint_path()
     if not tf.io.gfile.exists(path + ".index"):
       raise FileNotFoundError(f"No checkpoint at {path!r}: run experiments/train.py with "
                               f"--model_dir={self.model_dir} first.")
+    run = run_directory.RunDirectory(self.model_dir)
+    if run.has_data():
+      run.check_data(split, self.config)
+    else:
+      logging.warning("%s has no vocabularies/ (a run from before they were recorded): the "
+                      "loaded data cannot be checked against the run's.", self.model_dir)
+    model = self.build_model(split)
     tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
     return model
 

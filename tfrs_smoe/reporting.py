@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe import run_directory
 
 
 @dataclasses.dataclass
@@ -70,6 +71,11 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
         return RunOutcome(**json.load(f))
   if os.path.exists(outcome_path):
     os.remove(outcome_path)  # Stale: a run interrupted from here on must not look finished.
+  run = run_directory.RunDirectory(model_dir)
+  try:
+    run.begin(config)  # Resumes the backup of a killed run of this config.
+  except run_directory.RunDirectoryError:
+    run.begin(config, overwrite=True)  # Another run's, or a finished run without an outcome.
   config_lib.save_params(config, model_dir)
   experiment = experiment_lib.Experiment(config, model_dir)
   split = experiment.prepare_data()
