@@ -21,10 +21,11 @@ setuptools.setup(
         "importlib_resources>=5.0",
         "numpy>=1.23",
         "PyYAML>=6.0",
+        # The export writes TF Serving's warm-up requests (PredictionLog protos).
+        "tensorflow-serving-api==2.21.*",
     ],
     extras_require={
-        "test": ["pytest>=7", "matplotlib>=3.5", "tensorflow-serving-api==2.21.*"],
+        "test": ["pytest>=7", "matplotlib>=3.5"],
         "plots": ["matplotlib>=3.5"],
-        "serving": ["tensorflow-serving-api==2.21.*"],
     },
 )

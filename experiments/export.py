@@ -3,8 +3,11 @@ r"""Exports a trained model of --model_dir as a TensorFlow Serving SavedModel ve
 Restores the ranker from --model_dir (params.yaml + checkpoint of experiments/train.py) and,
 with --retrieval_model_dir, a two-tower retriever for two-stage recommendation; writes
 <--export_dir>/<version>/ atomically (signatures recommend / serving_default,
-recommend_for_user, rank, rank_for_user, explain; see tfrs_smoe/serving/recommender_module.py)
-and prints how to serve and query it.
+recommend_for_user, recommend_with_options and recommend_for_user_with_options (per-request k
+and exclude), rank, rank_for_user, explain; the id vocabularies in assets/ and TF Serving
+warm-up requests in assets.extra/; see tfrs_smoe/serving/recommender_module.py) and prints how
+to serve and query it. A model that cannot be served, or data that is not the run's, is refused
+before anything is written.
 
 Example:
   python experiments/export.py --model_dir=runs/smoe_bst --export_dir=exports/smoe_bst --k=10

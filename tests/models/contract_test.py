@@ -38,3 +38,10 @@ def test_require_servable_names_the_model_and_what_it_lacks():
     contract.require_servable(popularity.PopularityModel(num_items=7), "popularity")
   with pytest.raises(TypeError, match="object cannot be served"):
     contract.require_servable(object())
+
+
+def test_build_module_refuses_a_model_outside_the_serving_contract():
+  # pylint: disable=g-import-not-at-top
+  from tfrs_smoe.serving import export
+  with pytest.raises(TypeError, match="PopularityModel cannot be served"):
+    export.build_module(None, popularity.PopularityModel(num_items=7), max_len=4)

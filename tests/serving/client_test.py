@@ -26,8 +26,28 @@ def test_rest_bodies_in_row_and_column_format_pad_histories():
   assert pinned.rest_url("h:1") == "http://h:1/v1/models/recommender/versions/3:predict"
 
 
+def test_options_bodies_carry_k_in_columns_and_exclusions_in_every_row():
+  client = client_lib.PredictClient("recommender")
+  columns = client.rest_body("recommend_with_options", [["m1"], ["m2", "m3"]], k=3,
+                             exclude=["m9"], row_format=False)
+  assert columns == {"signature_name": "recommend_with_options", "inputs": {
+      "history": [["m1", ""], ["m2", "m3"]], "k": 3, "exclude": ["m9"]}}
+  rows = client.rest_body("recommend_for_user_with_options", [["m1"], ["m2"]],
+                          user_ids=["a", "b"], exclude=["m9", "m8"])
+  assert rows["instances"] == [{"history": ["m1"], "user_id": "a", "exclude": ["m9", "m8"]},
+                               {"history": ["m2"], "user_id": "b", "exclude": ["m9", "m8"]}]
+  per_row = client.rest_body("recommend_with_options", [["m1"], ["m2"]],
+                             exclude=[["m9"], ["m7", "m8"]])
+  assert [row["exclude"] for row in per_row["instances"]] == [["m9", ""], ["m7", "m8"]]
+  with pytest.raises(ValueError, match="row format cannot carry"):
+    client.rest_body("recommend_with_options", [["m1"]], k=3)
+
+
 @pytest.mark.parametrize("signature, kwargs, message", [
     ("recommend", {"candidates": [["m1"]]}, "recommend takes history."),
+    ("recommend", {"k": 3}, "takes no k or exclude"),
+    ("recommend_with_options", {"k": 0}, "k must be a positive int"),
+    ("recommend_with_options", {"exclude": [["m1"], ["m2"]]}, "exclude needs one list per"),
     ("rank", {}, "rank takes history, candidates."),
     ("rank_for_user", {"candidates": [["m1"]]}, "user_id"),
     ("recommend_for_user", {"user_ids": ["a", "b"]}, "one entry per history"),
@@ -39,7 +59,8 @@ def test_bad_requests_are_rejected_before_sending(signature, kwargs, message):
 
 def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
   module = serving_test._module(k=3)  # pylint: disable=protected-access
-  loaded = tf.saved_model.load(export.save_version(module, str(tmp_path / "exports")))
+  path = export.save_version(module, str(tmp_path / "exports"))
+  loaded = tf.saved_model.load(path)
   client = client_lib.PredictClient("recommender", version=1)
   histories = [["m01", "m02", "m03"], ["m10"], []]
   request = client.grpc_request("rank", histories, candidates=[["m05"], ["m20"], ["m01"]])
@@ -48,16 +69,28 @@ def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
   inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
   assert inputs["history"].shape == (3, 3)
   answer = loaded.signatures["rank"](**{k: tf.constant(v) for k, v in inputs.items()})
-  expected = module.signatures()["rank"](
+  expected = module.rank(
       history=tf.constant([["m01", "m02", "m03"], ["m10", "", ""], ["", "", ""]]),
       candidates=tf.constant([["m05"], ["m20"], ["m01"]]))
   np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
   body = client.rest_body("recommend", histories, row_format=False)
   answer = loaded.signatures["recommend"](history=tf.constant(body["inputs"]["history"]))
-  expected = module.signatures()["recommend"](
+  expected = module.recommend(
       history=tf.constant([["m01", "m02", "m03"], ["m10", "", ""], ["", "", ""]]))
   np.testing.assert_array_equal(answer["item_ids"].numpy(), expected["item_ids"].numpy())
   np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
+  # Per-request options, answered as TF Serving answers them (k left out: the export's 3).
+  serve, _ = serving_test._tf_serving_like(path)  # pylint: disable=protected-access
+  for kwargs, k, excluded in (({"k": 2, "exclude": ["m00"]}, 2, ["m00"]),
+                              ({"exclude": [["m00"], ["m01"], []]}, 3, [["m00"], ["m01"], [""]]),
+                              ({}, 3, [])):
+    request = client.grpc_request("recommend_with_options", histories, **kwargs)
+    answer = serve("recommend_with_options",
+                   {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
+    expected = module.recommend_with_options(
+        history=tf.constant(body["inputs"]["history"]), k=tf.constant(k),
+        exclude=tf.constant(excluded, tf.string))
+    np.testing.assert_array_equal(answer["item_ids"], expected["item_ids"].numpy())
 
 
 def test_the_example_models_config_parses_as_a_model_server_config():
