@@ -1,10 +1,12 @@
-r"""Training throughput and peak memory of BST, S-MoE-BST and two-tower, in targets per second.
+r"""Training throughput and peak memory of BST, S-MoE-BST, two-tower and SASRec, in targets/s.
 
 Generates the synthetic log in memory (no TFDS), splits it leave-one-out and trains each model
 variant on the batches `experiments/train.py` trains on (`Experiment.training_stream`): BST and
 S-MoE-BST on whole sequences (every position of a sequence is a target, trained in one causal
 pass) with the full-catalogue softmax and the auxiliary heads, two-tower on (history window,
-next item) pairs with the in-batch softmax and streaming logQ correction (one target each).
+next item) pairs with the in-batch softmax and streaming logQ correction (one target each),
+SASRec on whole sequences with the full-catalogue softmax alone (next_k 1; dim 64, 2 blocks, one
+head, its feed-forward width set by --feed_forward_dim).
 Each variant runs in its own process, so its peak resident memory is its own, and trains in
 one `fit` over a warm-up epoch and the timed ones (separate `fit` calls per epoch added several
 seconds to some epochs). Reports the median timed epoch. Prints a table and writes JSON.
@@ -18,7 +20,10 @@ feed-forward width 64, full cross-entropy only; --num_titles=900 makes 1,752 ite
       --softmax_only --variants=bst,smoe_bst_2_experts,smoe_bst_3_experts
 
 and of its 9.7k-item softmax (MovieLens latest-small's catalogue), the same with
---num_titles=7250 (9,743 items).
+--num_titles=7250 (9,743 items). The toolkit's SASRec at those sizes:
+
+  python benchmarks/training_throughput.py --num_titles=7250 --feed_forward_dim=64 \
+      --variants=sasrec
 """
 
 import json
@@ -43,6 +48,7 @@ VARIANTS = {
     "smoe_bst_2_experts": ("smoe_bst", [5, 0]),
     "smoe_bst_3_experts": ("smoe_bst", [5, 20, 0]),
     "two_tower": ("two_tower", [0]),
+    "sasrec": ("sasrec", [0]),
 }
 
 flags.DEFINE_list("variants", list(VARIANTS), "Model variants to time.")
@@ -69,11 +75,14 @@ def _time_one(variant: str, max_len: int) -> dict:
 
   name, windows = VARIANTS[variant]
   task = {"ctr_weight": 0.0, "hinge_weight": 0.0, "completion_weight": 0.0}
+  model_overrides = {"name": name, "task": task if FLAGS.softmax_only else {}, "encoder": {
+      "expert_windows": windows, "feed_forward_dim": FLAGS.feed_forward_dim}}
+  data = {"max_len": max_len}
+  if name == "sasrec":  # Its own architecture config; it trains on the next item only.
+    model_overrides = {"name": name, "sasrec": {"feed_forward_dim": FLAGS.feed_forward_dim}}
+    data.update(next_k=1, soft_labels=[1.0])
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-      "data": {"max_len": max_len},
-      "model": {"name": name, "task": task if FLAGS.softmax_only else {}, "encoder": {
-          "expert_windows": windows, "feed_forward_dim": FLAGS.feed_forward_dim}},
-      "train": {"batch_size": FLAGS.batch_size}})
+      "data": data, "model": model_overrides, "train": {"batch_size": FLAGS.batch_size}})
   log, _ = synthetic.generate_watch_log(synthetic.SyntheticConfig(
       num_users=FLAGS.num_users, num_titles=FLAGS.num_titles))
   experiment = experiment_lib.Experiment(config, "/tmp/unused")

@@ -8,6 +8,7 @@ then the explicit flags (--dataset, --data_dir, --tfds_data_dir, --model, --seed
 from absl import flags
 
 from tfrs_smoe import config as config_lib
+from tfrs_smoe.models import registry
 
 
 def define_flags() -> None:
@@ -20,8 +21,8 @@ def define_flags() -> None:
                       "data.data_dir.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
                       "data.tfds_data_dir.")
-  flags.DEFINE_string("model", None, "popularity, bst, smoe_bst or two_tower. Overrides "
-                      "model.name.")
+  flags.DEFINE_string("model", None, f"One of {', '.join(registry.names())} "
+                      "(tfrs_smoe/models/registry.py). Overrides model.name.")
   flags.DEFINE_integer("seed", None, "Global seed. Overrides seed.")
   flags.DEFINE_string("params_override", "", "YAML/JSON mapping, inline or a file path, applied "
                       "last, e.g. 'data: {max_len: 20}'.")

@@ -21,6 +21,7 @@ from tfrs_smoe import distribute as distribute_lib
 from tfrs_smoe.data import hard_negatives
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import registry
+from tfrs_smoe.models import sasrec as sasrec_lib
 from tfrs_smoe.models import smoe_bst
 from tfrs_smoe.models import two_tower as two_tower_lib
 from tfrs_smoe.tasks import engagement_multitask
@@ -80,12 +81,13 @@ class ModelConfig:
   Attributes:
     name: a model of `models.registry`: "popularity" (most popular positives in the training
       log), "bst" (one expert over the whole history, no gate), "smoe_bst" (the experts of
-      `encoder.expert_windows` mixed by the gate) or "two_tower" (sampling-bias-corrected
-      retrieval).
+      `encoder.expert_windows` mixed by the gate), "two_tower" (sampling-bias-corrected
+      retrieval) or "sasrec" (SASRec with full softmax cross-entropy).
     encoder: architecture of bst / smoe_bst, and the content embeddings and history encoders
       of two_tower.
     task: the multitask loss of bst / smoe_bst.
     two_tower: towers, softmax and correction of two_tower.
+    sasrec: architecture of sasrec.
   """
 
   name: str = "popularity"
@@ -94,6 +96,7 @@ class ModelConfig:
       default_factory=engagement_multitask.MultitaskConfig)
   two_tower: two_tower_lib.TwoTowerConfig = dataclasses.field(
       default_factory=two_tower_lib.TwoTowerConfig)
+  sasrec: sasrec_lib.SASRecConfig = dataclasses.field(default_factory=sasrec_lib.SASRecConfig)
 
   def __post_init__(self):
     try:

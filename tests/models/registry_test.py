@@ -25,17 +25,17 @@ def _log():
 
 
 def test_the_bundled_models_are_registered_with_their_training_and_serving():
-  assert registry.names() == ("popularity", "bst", "smoe_bst", "two_tower")
+  assert registry.names() == ("popularity", "bst", "smoe_bst", "two_tower", "sasrec")
   assert [registry.get(n).training for n in registry.names()] == [
-      "counted", "sequences", "sequences", "windows"]
+      "counted", "sequences", "sequences", "windows", "sequences"]
   assert [n for n in registry.names() if registry.get(n).servable] == [
-      "bst", "smoe_bst", "two_tower"]
+      "bst", "smoe_bst", "two_tower", "sasrec"]
   assert [n for n in registry.names() if registry.get(n).retriever] == ["two_tower"]
 
 
 def test_unknown_and_duplicate_names_are_errors():
-  with pytest.raises(ValueError, match="Unknown model 'sasrec'; available: popularity, bst"):
-    registry.get("sasrec")
+  with pytest.raises(ValueError, match="Unknown model 'nope'; available: popularity, bst"):
+    registry.get("nope")
   with pytest.raises(ValueError, match="registered already"):
     registry.register(registry.get("bst"))
   with pytest.raises(ValueError, match="training must be one of"):

@@ -19,7 +19,7 @@ Each `ModelSpec` says:
 Example:
   >>> from tfrs_smoe.models import registry
   >>> registry.names()
-  ('popularity', 'bst', 'smoe_bst', 'two_tower')
+  ('popularity', 'bst', 'smoe_bst', 'two_tower', 'sasrec')
   >>> spec = registry.get("smoe_bst")
   >>> spec.training, spec.servable, spec.retriever
   ('sequences', True, False)
@@ -28,11 +28,13 @@ Example:
 import dataclasses
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tfrs_smoe.data import item_features
 from tfrs_smoe.models import popularity
+from tfrs_smoe.models import sasrec
 from tfrs_smoe.models import smoe_bst
 from tfrs_smoe.models import two_tower
 
@@ -135,6 +137,24 @@ def _build_two_tower(config, split) -> tf.keras.Model:
   return model
 
 
+def _build_sasrec(config, split) -> tf.keras.Model:
+  """SASRec; it trains on the first next-K target only and ignores PHNS negatives (see
+  `sasrec.SASRec`), which the data and train configs cannot be checked for in `check` (it sees
+  the model config), so they are logged here."""
+  if config.data.next_k > 1:
+    logging.warning("sasrec trains on the next item only: data.next_k=%d, so targets 2..%d and "
+                    "their soft labels are unused; set data: {next_k: 1, soft_labels: [1.0]}.",
+                    config.data.next_k, config.data.next_k)
+  if config.train.phns.enabled:
+    logging.warning("sasrec ignores PHNS negatives (train.phns.preset=%s): its full softmax "
+                    "ranks against every item; set train: {phns: {preset: none}}.",
+                    config.train.phns.preset)
+  model = sasrec.SASRec(split.item_vocabulary.size, config.model.sasrec,
+                        max_len=config.data.max_len)
+  model.initialize()
+  return model
+
+
 register(ModelSpec("popularity", "most popular positives of the training log, for every user",
                    _build_popularity, training="counted", servable=False))
 register(ModelSpec("bst", "Behavior Sequence Transformer: one expert over the whole history",
@@ -145,3 +165,5 @@ register(ModelSpec("smoe_bst", "S-MoE-BST: time-scale experts mixed by the gate"
 register(ModelSpec("two_tower", "sampling-bias-corrected two-tower retrieval",
                    _build_two_tower, training="windows", config_fields=("encoder", "two_tower"),
                    retriever=True))
+register(ModelSpec("sasrec", "SASRec: item ids, causal self-attention, full softmax over the "
+                   "catalogue", _build_sasrec, training="sequences", config_fields=("sasrec",)))
