@@ -107,8 +107,8 @@ def main(argv):
     print(json.dumps(rows[-1]), flush=True)
   columns = [("seed", "seed", "s"), ("epochs", "epochs", ".0f"), ("best", "best_epoch", ".0f"),
              ("s/epoch", "seconds_per_epoch", ".1f")]
-  columns += [(f"{subset[:4]} {name}", f"{subset}_{name}", ".4f")
-              for subset in ("validation", "test") for name in METRICS]
+  columns += [(f"{label} {name}", f"{subset}_{name}", ".4f")
+              for subset, label in (("validation", "val"), ("test", "test")) for name in METRICS]
   numeric = [key for _, key, _ in columns[1:]]
   summary = [{"seed": label, **{key: function([row[key] for row in rows]) for key in numeric}}
              for label, function in (("mean", np.mean), ("std", np.std))]
