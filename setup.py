@@ -23,6 +23,10 @@ setuptools.setup(
         "PyYAML>=6.0",
         # The export writes TF Serving's warm-up requests (PredictionLog protos).
         "tensorflow-serving-api==2.21.*",
+        # Watch logs are read as Arrow record batches (CSV, TSV, Parquet).
+        "pyarrow>=14",
+        # Paired bootstrap intervals of model comparisons (scipy.stats.bootstrap).
+        "scipy>=1.9",
     ],
     extras_require={
         "test": ["pytest>=7", "matplotlib>=3.5"],

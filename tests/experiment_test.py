@@ -9,6 +9,7 @@ import pytest
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import schema
+from tfrs_smoe.evaluation import per_user
 
 
 def _log(num_users=30, num_items=40, events=8, seed=0):
@@ -56,6 +57,24 @@ def test_fit_evaluate_restore_round_trip(tmp_path):
   with open(path, encoding="utf-8") as f:
     assert json.load(f) == results
   assert os.listdir(tmp_path / "logs" / "test")
+  # Every protocol's per-user values sit next to the metrics, and average to them.
+  users = split.user_vocabulary.to_ids(split.test.user_index)
+  for protocol, file_name in (("full_ranking", "per_user_test.csv"),
+                              ("phns_test", "per_user_test_phns_test.csv")):
+    rows = per_user.PerUserMetrics.read_csv(str(tmp_path / file_name))
+    assert rows == results.per_user[protocol]
+    assert rows.user_id.tolist() == users.tolist() and users[0].startswith("u")
+    assert list(rows.metrics) == ["ndcg@1", "ndcg@5", "ndcg@10", "recall@1", "recall@5",
+                                  "recall@10", "mrr@1", "mrr@5", "mrr@10"]
+    for name, mean in rows.mean().items():
+      assert mean == pytest.approx(results[protocol][name], abs=1e-6), (protocol, name)
+  assert not [name for name in os.listdir(tmp_path) if ".tmp-" in name]
+  # Results without a protocol remove that protocol's stale per-user file.
+  experiment.write_results(experiment_lib.Results(
+      {"full_ranking": results["full_ranking"]},
+      per_user={"full_ranking": results.per_user["full_ranking"]}), "test")
+  assert (tmp_path / "per_user_test.csv").exists()
+  assert not (tmp_path / "per_user_test_phns_test.csv").exists()
   table = experiment_lib.format_table(results)
   assert "ndcg@1" in table.splitlines()[0] and "phns_test" in table
 

@@ -27,11 +27,27 @@ from tfrs_smoe.data import schema
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits as splits_lib
 from tfrs_smoe.evaluation import full_ranking
+from tfrs_smoe.evaluation import per_user as per_user_lib
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.evaluation import ranking_callback
 from tfrs_smoe.models import registry
 
-Results = Dict[str, Dict[str, float]]
+
+class Results(dict):
+  """Protocol -> metric name -> value: what metrics_<subset>.json holds.
+
+  A dict (compares, prints and serialises as one), which also carries every evaluated user's
+  metric values, for paired comparisons between models.
+
+  Attributes:
+    per_user: protocol -> the per-user metrics whose means are that protocol's metrics; empty
+      for results not produced by `Experiment.evaluate`.
+  """
+
+  def __init__(self, *args,
+               per_user: Optional[Dict[str, per_user_lib.PerUserMetrics]] = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.per_user = dict(per_user or {})
 
 
 def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
@@ -332,7 +348,12 @@ class Experiment:
 
   def evaluate(self, model: tf.keras.Model, split: splits_lib.Split, subset: str,
                progress: bool = False) -> Results:
-    """Full-ranking (and PHNS-test) metrics of `model` on split.validation or split.test."""
+    """Full-ranking (and PHNS-test) metrics of `model` on split.validation or split.test.
+
+    Returns:
+      Protocol -> metric -> mean over the subset's users, with every user's own values in
+      `Results.per_user` (which `write_results` writes next to the metrics).
+    """
     if subset not in ("validation", "test"):
       raise ValueError(f"subset must be validation or test, got {subset!r}.")
     # A model trained under a strategy is scored in that strategy's (cross-replica) scope.
@@ -344,27 +365,50 @@ class Experiment:
     examples = getattr(split, subset)
     evaluation = self.config.eval
     max_len = self.config.data.max_len
-    results = {
-        "full_ranking": full_ranking.FullRankingEvaluator(
-            num_items=split.item_vocabulary.size, ks=evaluation.ks,
-            batch_size=evaluation.batch_size, max_len=max_len).evaluate(
-                model, examples, progress=progress)
-    }
+    user_id = split.user_vocabulary.to_ids(examples.user_index)
+    results = Results()
+    results["full_ranking"], per_example = full_ranking.FullRankingEvaluator(
+        num_items=split.item_vocabulary.size, ks=evaluation.ks,
+        batch_size=evaluation.batch_size, max_len=max_len).evaluate_per_example(
+            model, examples, progress=progress)
+    results.per_user["full_ranking"] = per_user_lib.PerUserMetrics(user_id, per_example)
     if evaluation.phns_test:
       pools = phns_protocol.PopularityPools.from_log(
           split.train.item, split.train.timestamp, split.item_vocabulary.size,
           evaluation.phns)
-      results["phns_test"] = phns_protocol.PHNSTestEvaluator(
+      results["phns_test"], per_example = phns_protocol.PHNSTestEvaluator(
           evaluation.phns, ks=evaluation.ks, batch_size=evaluation.batch_size,
-          max_len=max_len).evaluate(model.score_candidates, examples, pools, progress=progress)
+          max_len=max_len).evaluate_per_example(model.score_candidates, examples, pools,
+                                                progress=progress)
+      results.per_user["phns_test"] = per_user_lib.PerUserMetrics(user_id, per_example)
     return results
 
   def write_results(self, results: Results, subset: str) -> str:
-    """Writes metrics_<subset>.json and TensorBoard scalars; returns the JSON path."""
+    """Writes metrics_<subset>.json, the per-user results and TensorBoard scalars.
+
+    Every protocol's per-user values (`Results.per_user`) go to
+    `per_user_<subset>.csv` (full ranking) and `per_user_<subset>_<protocol>.csv` (others, e.g.
+    phns_test): user_id, then one column per metric, one row per evaluated user; their means
+    are the JSON's metrics. Per-user files of protocols these results lack are removed, so the
+    directory never pairs new metrics with old rows. Every file is written atomically.
+
+    Returns:
+      The JSON path.
+    """
     os.makedirs(self.model_dir, exist_ok=True)
+    per_user = getattr(results, "per_user", {})
+    for protocol in {*results, "full_ranking", "phns_test"}:
+      per_user_path = os.path.join(self.model_dir,
+                                   per_user_lib.PerUserMetrics.file_name(subset, protocol))
+      if protocol in per_user:
+        per_user[protocol].write_csv(per_user_path)
+      elif os.path.exists(per_user_path):
+        os.remove(per_user_path)
     path = os.path.join(self.model_dir, f"metrics_{subset}.json")
-    with open(path, "w", encoding="utf-8") as f:
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
       json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(temporary, path)
     writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "logs", subset))
     with writer.as_default():
       for protocol, metrics in results.items():

@@ -123,3 +123,14 @@ def test_accumulator_rejects_inconsistent_batches():
   accumulator.update({"a": tf.constant([1.0])})
   with pytest.raises(ValueError):
     accumulator.update({"b": tf.constant([1.0])})
+
+
+def test_accumulator_keeps_every_example_when_asked():
+  accumulator = metrics.MetricsAccumulator(keep_values=True)
+  accumulator.update({"ndcg@5": tf.constant([1.0, 0.5])})
+  accumulator.update({"ndcg@5": tf.constant([0.25])})
+  values = accumulator.values()["ndcg@5"]
+  np.testing.assert_array_equal(values, [1.0, 0.5, 0.25])
+  assert values.mean() == pytest.approx(accumulator.result()["ndcg@5"], abs=1e-12)
+  with pytest.raises(ValueError, match="keep_values=True"):
+    metrics.MetricsAccumulator().values()

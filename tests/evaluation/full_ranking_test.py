@@ -139,3 +139,27 @@ def test_batch_size_is_capped_for_large_catalogues():
                                   max_scores_per_batch=1_000_000)
   assert evaluator.batch_size == 10
   assert FullRankingEvaluator(num_items=10, batch_size=256).batch_size == 256
+
+
+def test_per_example_values_are_what_the_summary_averages():
+  examples = _random_examples(num_examples=9)
+  evaluator = FullRankingEvaluator(num_items=30, ks=(1, 5), batch_size=4)
+  summary, per_example = evaluator.evaluate_per_example(_hashed_scorer(30), examples)
+  assert summary == evaluator.evaluate(_hashed_scorer(30), examples)
+  assert list(per_example) == ["ndcg@1", "ndcg@5", "recall@1", "recall@5", "mrr@1", "mrr@5"]
+  for name, values in per_example.items():
+    assert values.shape == (9,)
+    assert values.mean() == pytest.approx(summary[name], abs=1e-12), name
+
+
+def test_per_example_rows_follow_the_examples_with_ties_split():
+  evaluator = FullRankingEvaluator(num_items=12, ks=(1, 5))
+  examples = _examples([10, 3], [[11], []])
+  descending = np.arange(12, dtype=np.float32)
+  scores = tf.constant(np.stack([descending, np.zeros([12], np.float32)]))
+  summary, per_example = evaluator.evaluate_per_example(
+      lambda f: tf.gather(scores, f["user_index"]), examples)
+  # Row 0: item 11 excluded, target 10 ranks first. Row 1: 10 tied items, rank uniform 1..10.
+  np.testing.assert_allclose(per_example["ndcg@1"], [1.0, 0.1], rtol=1e-6)
+  np.testing.assert_allclose(per_example["recall@5"], [1.0, 0.5], rtol=1e-6)
+  assert summary["recall@5"] == pytest.approx(0.75)

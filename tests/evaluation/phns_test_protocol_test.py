@@ -172,3 +172,17 @@ def test_evaluator_oracle_anti_oracle_and_padding():
   assert results["recall@1"] == 0.0
   assert results["mrr@5"] == pytest.approx((1 / 5 + 1 / 5 + 1 / 4) / 3)
   assert evaluator._batch_metrics.experimental_get_tracing_count() == 1
+
+
+def test_evaluator_per_example_values_average_to_the_summary():
+  examples = _examples(targets=[70, 71, 72], histories=[[3], [], []],
+                       abandoned=[[60, 61], [62], []])
+  pools = PopularityPools(trending=[2, 3], tailing=[100], num_items=200)
+  evaluator = PHNSTestEvaluator(PHNSTestConfig(num_candidates=10), ks=(5,), batch_size=2)
+  # The target scores lowest: ranks 5, 5 and 4 (see the anti-oracle above).
+  anti = lambda f, c: -tf.one_hot(tf.zeros_like(c[:, 0]), tf.shape(c)[1])
+  summary, per_example = evaluator.evaluate_per_example(anti, examples, pools)
+  assert summary == evaluator.evaluate(anti, examples, pools)
+  np.testing.assert_allclose(per_example["mrr@5"], [1 / 5, 1 / 5, 1 / 4], rtol=1e-6)
+  for name, values in per_example.items():
+    assert values.mean() == pytest.approx(summary[name], abs=1e-12), name

@@ -6,7 +6,7 @@ the user already consumed is neither rewarded nor penalised; the target itself a
 even when the user consumed it before. Reserved indices 0 and 1 never compete.
 """
 
-from typing import Callable, Dict, Mapping, Sequence
+from typing import Callable, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -101,6 +101,39 @@ class FullRankingEvaluator:
       The mean of every metric over the examples ("ndcg@k", "recall@k", "mrr@k") and
       "num_examples".
     """
+    accumulator = self._accumulate(score_fn, examples, progress, keep_values=False)
+    return {**accumulator.result(), "num_examples": accumulator.count}
+
+  def evaluate_per_example(self,
+                           score_fn: ScoreFn,
+                           examples: EvalExamples,
+                           progress: bool = False
+                           ) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    """`evaluate`, plus every example's own metric values, from one scoring pass.
+
+    The per-example values are the ones `evaluate` averages (same tie handling), so their
+    mean is the summary up to float64 rounding. Paired comparisons between models join them
+    on the user (`tfrs_smoe.evaluation.paired_comparison`).
+
+    Args:
+      score_fn: as in `evaluate`.
+      examples: as in `evaluate`.
+      progress: show a progress bar.
+
+    Returns:
+      (summary, per_example): summary is what `evaluate` returns; per_example maps every
+      metric name to [n] float64 values in the order of `examples`.
+
+    Example:
+      >>> summary, per_example = evaluator.evaluate_per_example(model, test_examples)
+      >>> per_example["ndcg@10"].mean() - summary["ndcg@10"]  # 0 up to rounding
+    """
+    accumulator = self._accumulate(score_fn, examples, progress, keep_values=True)
+    return {**accumulator.result(), "num_examples": accumulator.count}, accumulator.values()
+
+  def _accumulate(self, score_fn: ScoreFn, examples: EvalExamples, progress: bool,
+                  keep_values: bool) -> metrics_lib.MetricsAccumulator:
+    """Scores all examples batch by batch into an accumulator."""
     if not len(examples):
       raise ValueError("No evaluation examples.")
     target = examples.target.astype(np.int32)
@@ -112,7 +145,7 @@ class FullRankingEvaluator:
     if history_values.size and (history_values.min() < 0 or
                                 history_values.max() >= self.num_items):
       raise ValueError(f"History items must be in [0, {self.num_items}).")
-    accumulator = metrics_lib.MetricsAccumulator()
+    accumulator = metrics_lib.MetricsAccumulator(keep_values=keep_values)
     for start, end, batch_features in metrics_lib.batched_model_inputs(
         examples, self.max_len, self.batch_size, progress):
       scores = tf.cast(score_fn(batch_features), tf.float32)
@@ -124,4 +157,4 @@ class FullRankingEvaluator:
           history_splits[start:end + 1] - history_splits[start])
       accumulator.update(self._batch_metrics(scores, tf.constant(target[start:end]),
                                              batch_history))
-    return {**accumulator.result(), "num_examples": accumulator.count}
+    return accumulator

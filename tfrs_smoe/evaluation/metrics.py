@@ -129,16 +129,23 @@ class MetricsAccumulator:
   Sums are kept in float64 on the host so that means over millions of examples do not lose
   precision.
 
+  Args:
+    keep_values: also keep every example's values, for `values` (per-user results and paired
+      comparisons between models); costs 8 bytes per example and metric.
+
   Example:
-    >>> accumulator = MetricsAccumulator()
+    >>> accumulator = MetricsAccumulator(keep_values=True)
     >>> accumulator.update({"ndcg@5": tf.constant([1.0, 0.5])})
     >>> accumulator.update({"ndcg@5": tf.constant([0.0])})
     >>> accumulator.count, accumulator.result()
     (3, {'ndcg@5': 0.5})
+    >>> accumulator.values()["ndcg@5"]
+    array([1. , 0.5, 0. ])
   """
 
-  def __init__(self):
+  def __init__(self, keep_values: bool = False):
     self._sums: Dict[str, float] = {}
+    self._values: Dict[str, list] = {} if keep_values else None
     self.count = 0
 
   def update(self, metrics: Mapping[str, tf.Tensor]) -> None:
@@ -156,6 +163,8 @@ class MetricsAccumulator:
                        f"{sorted(self._sums)}.")
     for name, value in values.items():
       self._sums[name] = self._sums.get(name, 0.0) + float(value.sum())
+      if self._values is not None:
+        self._values.setdefault(name, []).append(value)
     self.count += next(iter(values.values())).shape[0]
 
   def result(self) -> Dict[str, float]:
@@ -163,6 +172,22 @@ class MetricsAccumulator:
     if not self.count:
       raise ValueError("No examples were accumulated.")
     return {name: total / self.count for name, total in self._sums.items()}
+
+  def values(self) -> Dict[str, np.ndarray]:
+    """Every example's values: name -> [count] float64, in the order the examples were added.
+
+    The float32 values the protocols compute are held exactly, so their mean equals `result`
+    up to float64 rounding.
+
+    Raises:
+      ValueError: the accumulator was built without keep_values, or holds no examples.
+    """
+    if self._values is None:
+      raise ValueError("Per-example values were not kept; build the accumulator with "
+                       "MetricsAccumulator(keep_values=True).")
+    if not self.count:
+      raise ValueError("No examples were accumulated.")
+    return {name: np.concatenate(parts) for name, parts in self._values.items()}
 
 
 def batched_model_inputs(examples: EvalExamples, max_len: int, batch_size: int,

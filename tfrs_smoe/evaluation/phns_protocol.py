@@ -16,7 +16,7 @@ per evaluation with a fixed seed, so every model is ranked against the same nega
 """
 
 import dataclasses
-from typing import Callable, Dict, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -360,11 +360,45 @@ class PHNSTestEvaluator:
       The mean of every metric ("ndcg@k", "recall@k", "mrr@k"), "num_examples" and
       "mean_abandoned", the mean number of the user's abandoned items among the candidates.
     """
+    summary, _ = self._evaluate(score_candidates_fn, examples, pools, progress,
+                                keep_values=False)
+    return summary
+
+  def evaluate_per_example(self,
+                           score_candidates_fn: ScoreCandidatesFn,
+                           examples: EvalExamples,
+                           pools: PopularityPools,
+                           progress: bool = False
+                           ) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    """`evaluate`, plus every example's own metric values, from one scoring pass.
+
+    Args:
+      score_candidates_fn: as in `evaluate`.
+      examples: as in `evaluate`.
+      pools: as in `evaluate`.
+      progress: show a progress bar.
+
+    Returns:
+      (summary, per_example): summary is what `evaluate` returns; per_example maps every
+      metric name ("ndcg@k", "recall@k", "mrr@k") to [n] float64 values in the order of
+      `examples`, whose mean is the summary's up to float64 rounding.
+
+    Example:
+      >>> summary, per_example = evaluator.evaluate_per_example(
+      ...     model.score_candidates, test_examples, pools)
+      >>> per_example["ndcg@10"].shape  # (len(test_examples),)
+    """
+    return self._evaluate(score_candidates_fn, examples, pools, progress, keep_values=True)
+
+  def _evaluate(self, score_candidates_fn: ScoreCandidatesFn, examples: EvalExamples,
+                pools: PopularityPools, progress: bool, keep_values: bool
+                ) -> Tuple[Dict[str, float], Optional[Dict[str, np.ndarray]]]:
+    """(summary, per-example values or None) of one scoring pass."""
     if not len(examples):
       raise ValueError("No evaluation examples.")
     candidates, valid, num_abandoned = _build_candidates(examples, pools, self.config)
 
-    accumulator = metrics_lib.MetricsAccumulator()
+    accumulator = metrics_lib.MetricsAccumulator(keep_values=keep_values)
     for start, end, batch_features in metrics_lib.batched_model_inputs(
         examples, self.max_len, self.batch_size, progress):
       scores = tf.cast(score_candidates_fn(batch_features, tf.constant(candidates[start:end])),
@@ -373,8 +407,9 @@ class PHNSTestEvaluator:
         raise ValueError(f"score_candidates_fn must return {candidates[start:end].shape} "
                          f"scores, got {tuple(scores.shape)}.")
       accumulator.update(self._batch_metrics(scores, tf.constant(valid[start:end])))
-    return {
+    summary = {
         **accumulator.result(),
         "num_examples": accumulator.count,
         "mean_abandoned": float(num_abandoned.mean()),
     }
+    return summary, accumulator.values() if keep_values else None
