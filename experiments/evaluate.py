@@ -23,6 +23,7 @@ from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe import run_directory
+from tfrs_smoe.data import schema
 
 cli.define_flags()
 flags.DEFINE_enum("split", "test", ["validation", "test"], "Which targets to evaluate on.")
@@ -34,10 +35,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config = cli.resolve_config(config_lib.load_params(FLAGS.model_dir), FLAGS)
   experiment = experiment_lib.Experiment(config, FLAGS.model_dir)
-  split = experiment.prepare_data()
   try:
+    split = experiment.prepare_data()
     model = experiment.restore(split)
-  except run_directory.DataMismatchError as error:
+  except (run_directory.DataMismatchError, schema.DataError) as error:
     sys.exit(f"evaluate.py: {error}")
   results = experiment.evaluate(model, split, FLAGS.split, progress=True)
   metrics_path = experiment.write_results(results, FLAGS.split)

@@ -29,6 +29,7 @@ from tfrs_smoe import cli
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe import run_directory
+from tfrs_smoe.data import schema
 from tfrs_smoe.models import registry
 from tfrs_smoe.serving import export
 
@@ -78,7 +79,7 @@ def main(argv):
     retriever, retriever_split = None, None
     if FLAGS.retrieval_model_dir:
       _, retriever_split, retriever = _restore(FLAGS.retrieval_model_dir, FLAGS)
-  except run_directory.DataMismatchError as error:
+  except (run_directory.DataMismatchError, schema.DataError) as error:
     sys.exit(f"export.py: {error}")
   module = export.build_module(split, ranker, config.data.max_len, FLAGS.k, retriever,
                                retriever_split, FLAGS.num_candidates)

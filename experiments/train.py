@@ -15,6 +15,8 @@ Example:
   python experiments/train.py --model_dir=runs/smoe_bst --model=smoe_bst
   python experiments/train.py --model_dir=runs/ml --dataset=movielens/latest-small \
       --data_dir=../shared/data/ml-latest-small --params_override='data: {implicit: true}'
+  python experiments/train.py --model_dir=runs/mine --dataset=watch_log --data_dir=my_log \
+      --model=smoe_bst --params_override='data: {columns: {user_id: account}}'
 """
 
 import contextlib
@@ -34,6 +36,7 @@ from tfrs_smoe import distribute
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe import model_dir_lock
 from tfrs_smoe import run_directory
+from tfrs_smoe.data import schema
 from tfrs_smoe.models import registry
 from tfrs_smoe.serving import export
 
@@ -78,7 +81,7 @@ def main(argv):
     with lock:
       _train(config, strategy, chief)
   except (model_dir_lock.ModelDirLockedError, run_directory.RunDirectoryError,
-          run_directory.DataMismatchError) as error:
+          run_directory.DataMismatchError, schema.DataError) as error:
     sys.exit(f"train.py: {error}")
 
 

@@ -282,3 +282,51 @@ def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
     history = json.load(f)
   assert len(history["loss_softmax"]) == 2 and len(history["val_ndcg@10"]) == 2
   assert history["loss_softmax"][1] < history["loss_softmax"][0]
+
+
+def test_own_watch_log_trains_evaluates_and_exports_with_its_string_ids(tmp_path):
+  """The README's "Your own data": the example script's Parquet log, with no code."""
+  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=60",
+       "--num_titles=80")
+  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+  common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
+  tiny = ("data: {max_len: 10, columns: {user_id: account, item_id: title_id}}\n"
+          "model: {sasrec: {dim: 8, num_blocks: 1, feed_forward_dim: 8}}\ntrain: {epochs: 1}\n"
+          "eval: {phns_test: false}")
+  output = _run("train.py", "--dataset=watch_log", f"--data_dir={tmp_path / 'log' / 'parquet'}",
+                "--model=sasrec", f"--params_override={tiny}",
+                f"--export_dir={tmp_path / 'exports'}", *common)
+  assert "Data watch_log" in output and "60 users" in output
+  with open(os.path.join(model_dir, "params.yaml"), encoding="utf-8") as f:
+    params = yaml.safe_load(f)
+  assert params["data"]["data_dir"] == str(tmp_path / "log" / "parquet")
+  assert params["data"]["columns"] == {"user_id": "account", "item_id": "title_id"}
+  with open(os.path.join(model_dir, "vocabularies", "data.json"), encoding="utf-8") as f:
+    recorded = json.load(f)
+  assert sorted(recorded["source_files"]) == [
+      "interactions/part-00000.parquet", "interactions/part-00001.parquet", "items.parquet",
+      "users.parquet"]
+  # evaluate.py and export.py rebuild the data from params.yaml alone.
+  assert "Test metrics of sasrec on watch_log" in _run("evaluate.py", *common)
+  _run("export.py", *common, f"--export_dir={tmp_path / 'exports'}", "--k=4")
+  with open(os.path.join(model_dir, "vocabularies", "item_ids.txt"), encoding="utf-8") as f:
+    item_ids = f.read().split()
+  assert all(item_id.startswith("title-") for item_id in item_ids)
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "2"))
+  answer = loaded.signatures["recommend"](history=tf.constant([item_ids[:2]]))
+  served = [i.decode("utf-8") for i in answer["item_ids"].numpy()[0]]
+  assert len(served) == 4 and set(served) <= set(item_ids) - set(item_ids[:2])
+
+
+def test_a_dirty_watch_log_names_the_bad_row(tmp_path):
+  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=20",
+       "--num_titles=30")
+  result = subprocess.run(
+      [sys.executable, os.path.join(_ROOT, "experiments", "train.py"), "--dataset=watch_log",
+       f"--data_dir={tmp_path / 'log' / 'dirty'}", f"--model_dir={tmp_path / 'run'}",
+       f"--tfds_data_dir={tmp_path / 'tfds'}"],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode != 0
+  assert ("dirty/interactions.csv: line " in result.stderr and
+          "expected 5 fields, found 4: 'acct-broken" in result.stderr and
+          "data.skip_bad_lines: true" in result.stderr), result.stderr[-2000:]

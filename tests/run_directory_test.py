@@ -1,5 +1,6 @@
 """Tests of the run directory: states, refusals, resumption, and the data check on restore."""
 
+import hashlib
 import json
 import os
 
@@ -9,6 +10,7 @@ import pytest
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe import run_directory
+from tfrs_smoe.data import item_features
 from tfrs_smoe.data import schema
 
 
@@ -126,3 +128,45 @@ def test_config_differences_lists_changed_keys_only():
                                          "model": {"name": "bst"}})
   assert run_directory.config_differences(old, new) == [
       "data.max_len: 50 -> 20", "model.name: 'popularity' -> 'bst'"]
+
+
+def _watch_log(plan="basic", digest="a" * 64, studio="A24"):
+  """`_log` as a watch log read from files: user and item features, source digests."""
+  log = _log()
+  log.items.features = {"studio": np.array([studio] * 12)}
+  log.users = schema.UserTable(user_id=[f"u{u}" for u in range(12)],
+                               features={"plan": np.array([plan] * 12)})
+  log.metadata = {"columns": {"user_id": "account"},
+                  "source_files": {"interactions.csv": digest}}
+  return log
+
+
+def test_a_watch_log_run_records_its_files_and_features(tmp_path, caplog):
+  model_dir = str(tmp_path)
+  experiment = experiment_lib.Experiment(_config(), model_dir)
+  experiment.fit(experiment.prepare_data(_watch_log()))
+  with open(os.path.join(model_dir, "vocabularies", "data.json"), encoding="utf-8") as f:
+    recorded = json.load(f)
+  assert recorded["columns"] == {"user_id": "account"}
+  assert recorded["source_files"] == {"interactions.csv": "a" * 64}
+  assert recorded["item_features"] == ["studio"] and recorded["user_features"] == ["plan"]
+  # Changed files with the same vocabularies and tables: restored, with a warning naming them.
+  with caplog.at_level("WARNING"):
+    experiment.restore(experiment.prepare_data(_watch_log(digest="b" * 64)))
+  assert "changed since" in caplog.text and "(interactions.csv)" in caplog.text
+  with pytest.raises(run_directory.DataMismatchError, match="user feature tables differ"):
+    experiment.restore(experiment.prepare_data(_watch_log(plan="premium")))
+  with pytest.raises(run_directory.DataMismatchError, match="item feature tables differ"):
+    experiment.restore(experiment.prepare_data(_watch_log(studio="Neon")))
+
+
+def test_data_without_extra_features_keeps_its_recorded_digest():
+  """Runs recorded before categorical tables existed still match their data."""
+  split = experiment_lib.Experiment(_config(), "/unused").prepare_data(_log())
+  identity = run_directory.RunDirectory.describe_data(split, _config())
+  assert not {"item_features", "user_features", "source_files"} & set(identity)
+  tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+  digest = hashlib.sha256()
+  for array in (tables.genres, tables.year_bucket):
+    digest.update(np.ascontiguousarray(array, np.int32).tobytes())
+  assert identity["item_features_sha256"] == digest.hexdigest()

@@ -15,10 +15,12 @@ def define_flags() -> None:
   """Defines the common flags on absl's global FLAGS."""
   flags.DEFINE_string("model_dir", None, "Directory for params.yaml, checkpoints, metrics JSON "
                       "and TensorBoard logs.")
-  flags.DEFINE_string("dataset", None, "streaming_logs[/tiny|small|medium|large] or "
-                      "movielens/<100k|1m|latest-small>. Overrides data.dataset.")
-  flags.DEFINE_string("data_dir", None, "Directory of the raw MovieLens files. Overrides "
-                      "data.data_dir.")
+  flags.DEFINE_string("dataset", None, "streaming_logs[/tiny|small|medium|large], "
+                      "movielens/<100k|1m|latest-small> or watch_log (your own CSV / TSV / "
+                      "Parquet files in --data_dir). Overrides data.dataset.")
+  flags.DEFINE_string("data_dir", None, "Directory of the raw MovieLens files, or of a "
+                      "watch_log's interactions (and optional items and users) files. "
+                      "Overrides data.data_dir.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
                       "data.tfds_data_dir.")
   flags.DEFINE_string("model", None, f"One of {', '.join(registry.names())} "

@@ -19,6 +19,7 @@ import yaml
 
 from tfrs_smoe import distribute as distribute_lib
 from tfrs_smoe.data import hard_negatives
+from tfrs_smoe.data import watch_log_format
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import registry
 from tfrs_smoe.models import sasrec as sasrec_lib
@@ -35,12 +36,22 @@ class DataConfig:
 
   Attributes:
     dataset: "streaming_logs" (embedded synthetic default, config "small"),
-      "streaming_logs/<config>" (tiny, small, medium, large) or "movielens/<format>" (100k, 1m,
-      latest-small).
-    data_dir: directory with the raw MovieLens files (the TFDS manual_dir); unused for
-      streaming_logs.
-    tfds_data_dir: where TFDS writes prepared data; "" is TFDS's default (~/tensorflow_datasets).
-    skip_bad_lines: skip and report malformed raw lines instead of failing.
+      "streaming_logs/<config>" (tiny, small, medium, large), "movielens/<format>" (100k, 1m,
+      latest-small) or "watch_log" (your own CSV / TSV / Parquet files in data_dir; see
+      tfrs_smoe/data/watch_log_files.py and the README's "Your own data").
+    data_dir: directory with the raw MovieLens files (the TFDS manual_dir) or the watch_log
+      files; unused for streaming_logs.
+    tfds_data_dir: where TFDS writes prepared data (and watch_log its prepared Parquet copy);
+      "" is TFDS's default (~/tensorflow_datasets).
+    skip_bad_lines: skip and report malformed raw lines (watch_log: bad rows) instead of
+      failing.
+    columns: watch_log: default column name -> your files' name for it, e.g.
+      {user_id: account, item_id: title_id}; one mapping for every file.
+    genre_separator: watch_log: splits a text genres column of the items file.
+    item_features: watch_log: extra categorical columns of the items file to carry with the
+      catalogue (ItemCatalog.features, ItemFeatureTables.categorical).
+    user_features: watch_log: categorical columns of the users file to carry
+      (UserTable.features, UserFeatureTables).
     abandonment_threshold: engagement <= this is an abandonment; None is the data set's default
       (0.05 completion for streaming logs, rating <= 2 i.e. 0.4 for MovieLens).
     implicit: every interaction is a positive (the literature's implicit protocol).
@@ -62,6 +73,10 @@ class DataConfig:
   data_dir: str = ""
   tfds_data_dir: str = ""
   skip_bad_lines: bool = False
+  columns: Dict[str, str] = dataclasses.field(default_factory=dict)
+  genre_separator: str = "|"
+  item_features: Tuple[str, ...] = ()
+  user_features: Tuple[str, ...] = ()
   abandonment_threshold: Optional[float] = None
   implicit: bool = False
   split: str = "leave_one_out"
@@ -72,6 +87,13 @@ class DataConfig:
   next_k: int = 3
   soft_labels: Tuple[float, ...] = (1.0, 0.6, 0.3)
   all_chunks: bool = True
+
+  def __post_init__(self):
+    watch_log_format.check_format(self.columns, self.genre_separator, self.item_features,
+                                  self.user_features, prefix="data.")
+    if self.abandonment_threshold is not None and not 0.0 <= self.abandonment_threshold < 1.0:
+      raise ValueError("data.abandonment_threshold must be in [0, 1) or null, got "
+                       f"{self.abandonment_threshold}.")
 
 
 @dataclasses.dataclass
@@ -213,6 +235,11 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
     if value is None:
       return None
     return _coerce(value, next(a for a in args if a is not type(None)), key)
+  if origin is dict:
+    if not isinstance(value, dict):
+      raise ValueError(f"{key}: expected a mapping, got {value!r}.")
+    return {_coerce(k, args[0], f"{key} key"): _coerce(v, args[1], f"{key}.{k}")
+            for k, v in value.items()}
   if origin is tuple:
     if not isinstance(value, (list, tuple)):
       raise ValueError(f"{key}: expected a list, got {value!r}.")

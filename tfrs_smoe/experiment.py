@@ -51,7 +51,8 @@ class Results(dict):
 
 
 def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
-  """Loads `data.dataset` through its TFDS builder (offline)."""
+  """Loads `data.dataset` offline: through its TFDS builder, or (watch_log) from the files of
+  `data.data_dir`, prepared once into `data.tfds_data_dir` and again when they change."""
   # Imported here so that a user of one data set does not pay for building the other's module.
   name, _, variant = data.dataset.partition("/")
   tfds_data_dir = data.tfds_data_dir or None
@@ -67,8 +68,19 @@ def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
     return movielens.load_movielens(
         data.data_dir, format=variant or movielens_files.detect_format(data.data_dir),
         data_dir=tfds_data_dir, skip_bad_lines=data.skip_bad_lines)
+  if name == "watch_log" and not variant:
+    from tfrs_smoe.data import prepared_watch_log  # pylint: disable=g-import-not-at-top
+    from tfrs_smoe.data import watch_log_format  # pylint: disable=g-import-not-at-top
+    if not data.data_dir:
+      raise ValueError("watch_log needs data_dir (--data_dir): the directory holding your "
+                       "interactions file (and optional items and users files).")
+    return prepared_watch_log.PreparedWatchLog(data.data_dir, watch_log_format.WatchLogFormat(
+        columns=dict(data.columns), genre_separator=data.genre_separator,
+        item_features=data.item_features, user_features=data.user_features,
+        skip_bad_lines=data.skip_bad_lines), root=tfds_data_dir).load()
   raise ValueError(f"Unknown dataset {data.dataset!r}; use "
-                   "streaming_logs[/tiny|small|medium|large] or movielens/<100k|1m|latest-small>.")
+                   "streaming_logs[/tiny|small|medium|large], movielens/<100k|1m|latest-small> "
+                   "or watch_log (with --data_dir).")
 
 
 def learning_rate(training: config_lib.TrainConfig, steps_per_epoch: int

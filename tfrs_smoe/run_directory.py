@@ -7,8 +7,9 @@ Layout (written by `experiments/train.py` through `Experiment.fit`):
   vocabularies/item_ids.txt    raw item ids, one a line in index order (line n = index n + 2)
   vocabularies/user_ids.txt    raw user ids, the same way
   vocabularies/data.json       the data set the run was trained on: its name, protocol, sizes,
-                               the SHA-256 of both id files and of the item feature tables
-                               (with their genre vocabulary and first year)
+                               the SHA-256 of both id files and of the item (and user) feature
+                               tables (with their genre vocabulary and first year); for a
+                               watch_log, its column mapping and the SHA-256 of its files
   backup/params.yaml           while training: the config of the run a backup belongs to
   backup/chief/                while training: Keras' `BackupAndRestore` state
 
@@ -33,11 +34,13 @@ import os
 import shutil
 from typing import Any, Dict, List, Optional
 
+from absl import logging
 import numpy as np
 import yaml
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe.data import item_features
+from tfrs_smoe.data import user_features
 from tfrs_smoe.data import vocabulary as vocabulary_lib
 
 # Keys that may differ between an interrupted run and its resumption: where the data lies.
@@ -76,6 +79,13 @@ def config_differences(old: config_lib.ExperimentConfig, new: config_lib.Experim
 def _sha256(path: str) -> str:
   with open(path, "rb") as f:
     return hashlib.sha256(f.read()).hexdigest()
+
+
+def _update(digest, name: str, table: np.ndarray, values: np.ndarray) -> None:
+  """Adds one categorical table (name, value ids, value vocabulary) to `digest`."""
+  digest.update(name.encode("utf-8") + b"\0")
+  digest.update(np.ascontiguousarray(table, np.int32).tobytes())
+  digest.update("\n".join(map(str, values)).encode("utf-8") + b"\0")
 
 
 def _write_text_atomically(path: str, text: str) -> None:
@@ -192,13 +202,32 @@ class RunDirectory:
     digest = hashlib.sha256()
     for array in (tables.genres, tables.year_bucket):
       digest.update(np.ascontiguousarray(array, np.int32).tobytes())
-    return {
+    # Extra categorical tables enter the digest only where there are some, so the digests of
+    # data sets without them are those of runs recorded before they existed.
+    for name in sorted(tables.categorical):
+      _update(digest, name, tables.categorical[name], tables.categorical_vocabularies[name])
+    identity = {
         "dataset": config.data.dataset, "data_dir": config.data.data_dir,
         "split": config.data.split, "implicit": config.data.implicit,
         "num_items": int(split.item_vocabulary.size - vocabulary_lib.NUM_RESERVED),
         "num_users": int(split.user_vocabulary.size - vocabulary_lib.NUM_RESERVED),
         "genre_vocabulary": [str(g) for g in tables.genre_vocabulary],
         "first_year": int(tables.first_year), "item_features_sha256": digest.hexdigest()}
+    if tables.categorical:
+      identity["item_features"] = sorted(tables.categorical)
+    users = user_features.UserFeatureTables.from_table(getattr(split, "users", None),
+                                                       split.user_vocabulary)
+    if users.tables:
+      digest = hashlib.sha256()
+      for name in sorted(users.tables):
+        _update(digest, name, users.tables[name], users.vocabularies[name])
+      identity["user_features"] = sorted(users.tables)
+      identity["user_features_sha256"] = digest.hexdigest()
+    metadata = getattr(split, "metadata", None) or {}
+    for key in ("columns", "source_files"):
+      if key in metadata:
+        identity[key] = metadata[key]
+    return identity
 
   def write_data(self, split, config: config_lib.ExperimentConfig) -> None:
     """Writes vocabularies/ for `split` (ids of both vocabularies and data.json)."""
@@ -235,7 +264,19 @@ class RunDirectory:
                         f"run's, {len(only_loaded)} only in the loaded data's{example})")
     if not problems and (recorded.get("item_features_sha256") != loaded["item_features_sha256"]
                          or recorded.get("genre_vocabulary") != loaded["genre_vocabulary"]):
-      problems.append("the item feature tables differ (the catalogue's genres or years changed)")
+      problems.append("the item feature tables differ (the catalogue's genres, years or "
+                      "categorical item features changed)")
+    # Runs recorded before user feature tables existed have no digest of them to compare.
+    if not problems and "user_features_sha256" in recorded and recorded[
+        "user_features_sha256"] != loaded.get("user_features_sha256"):
+      problems.append(f"the user feature tables differ ({recorded.get('user_features', [])} "
+                      f"in the run's, {loaded.get('user_features', [])} in the loaded data's)")
+    before, now = recorded.get("source_files"), loaded.get("source_files") or {}
+    if not problems and before is not None and before != now:
+      changed = sorted(n for n in set(before) | set(now) if before.get(n) != now.get(n))
+      logging.warning("The files of %s changed since %s was trained (%s); its vocabularies and "
+                      "feature tables still match, so it is evaluated on the data as it is now.",
+                      config.data.data_dir, self.model_dir, ", ".join(changed))
     if problems:
 
       def describe(identity):

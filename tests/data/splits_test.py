@@ -85,3 +85,12 @@ def test_time_split_trains_before_the_cut_and_targets_first_positive_per_period(
   assert _ids(split, split.test.target) == ["i", "s"]
   assert _ids(split, split.test.history.row(1)) == list("klmnopq")
   assert _ids(split, split.test.abandoned.row(1)) == ["r"]
+
+
+@pytest.mark.parametrize("make_split", [splits.leave_one_out, splits.time_split])
+def test_splits_carry_the_logs_users_and_metadata(make_split):
+  log = _log(_ROWS)
+  log.users = schema.UserTable(user_id=["u1", "u2"], features={"plan": np.array(["a", "b"])})
+  log.metadata = {"source_files": {"interactions.csv": "0" * 64}}
+  split = make_split(log)
+  assert split.users is log.users and split.metadata == log.metadata

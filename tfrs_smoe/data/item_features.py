@@ -5,7 +5,7 @@ Row i of every table describes the item with vocabulary index i; rows 0 (padding
 """
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -24,6 +24,10 @@ class ItemFeatureTables:
       first_year + (b - 1) * year_bucket_size ... first_year + b * year_bucket_size - 1.
     genre_vocabulary: [num_genres] str genre names.
     first_year: the earliest known year of the catalogue.
+    categorical: the catalogue's extra categorical features (`ItemCatalog.features`, from
+      `data.item_features`) by name -> [num_items] int32 value ids, 0 = unknown; id v >= 1 is
+      categorical_vocabularies[name][v - 1]. Not part of `as_dict()`.
+    categorical_vocabularies: name -> [num_values] str, the sorted distinct known values.
 
   Example:
     >>> tables = ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
@@ -34,6 +38,8 @@ class ItemFeatureTables:
   year_bucket: np.ndarray
   genre_vocabulary: np.ndarray
   first_year: int
+  categorical: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  categorical_vocabularies: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_catalog(cls, catalog: schema.ItemCatalog, vocabulary: vocabulary_lib.IdVocabulary,
@@ -66,9 +72,33 @@ class ItemFeatureTables:
     known = years > 0
     first_year = int(years[known].min()) if known.any() else 0
     year_bucket = np.where(known, (years - first_year) // year_bucket_size + 1, 0)
+    categorical, vocabularies = {}, {}
+    for name, values in catalog.features.items():
+      categorical[name], vocabularies[name] = categorical_table(values[rows], vocabulary.size)
     return cls(genres=genres, year_bucket=year_bucket.astype(np.int32),
-               genre_vocabulary=genre_vocabulary, first_year=first_year)
+               genre_vocabulary=genre_vocabulary, first_year=first_year,
+               categorical=categorical, categorical_vocabularies=vocabularies)
 
   def as_dict(self) -> Dict[str, np.ndarray]:
-    """The tables by feature name, for `SequencePipeline(item_features=...)`."""
+    """The genre and year tables by feature name, for `SequencePipeline(item_features=...)`
+    and the models; the extra categorical tables are in `categorical`."""
     return {"genres": self.genres, "year_bucket": self.year_bucket}
+
+
+def categorical_table(values: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+  """Value ids of one categorical feature, laid out by vocabulary index.
+
+  Args:
+    values: [size - 2] str, the feature of the known ids in index order; "" is unknown.
+    size: the vocabulary size (reserved indices included).
+
+  Returns:
+    (table [size] int32 with 0 at the reserved indices and for unknown values, vocabulary
+    [num_values] str of the sorted distinct known values; id v >= 1 is vocabulary[v - 1]).
+  """
+  values = np.asarray(values).astype(str)
+  known = np.unique(values[values != ""])
+  table = np.zeros([size], np.int32)
+  ids = np.searchsorted(known, values) + 1
+  table[vocabulary_lib.NUM_RESERVED:] = np.where(values == "", 0, ids)
+  return table, known

@@ -10,9 +10,19 @@ Ids are kept as strings from the raw source; integer indices are assigned later 
 """
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
+
+# The columns of a user's own watch-log files (`tfrs_smoe.data.watch_log_files`) by file, under
+# their default names; `data.columns` maps these names to others. Interactions need
+# `engagement` or both `watch_seconds` and `runtime_seconds`; items and users need their id.
+FILE_COLUMNS = {
+    "interactions": ("user_id", "item_id", "timestamp", "watch_seconds", "runtime_seconds",
+                     "engagement"),
+    "items": ("item_id", "title", "genres", "year", "runtime_seconds"),
+    "users": ("user_id",),
+}
 
 
 class DataError(ValueError):
@@ -101,6 +111,8 @@ class ItemCatalog:
     genres: [m] str. Genres joined by "|" ("" when none).
     year: [m] int32. Release year, 0 when unknown.
     runtime_seconds: [m] float32. Runtime, 0 when unknown.
+    features: extra categorical features by name -> [m] str, "" when unknown (the columns of
+      a watch log's items file named in `data.item_features`).
   """
 
   item_id: np.ndarray
@@ -108,6 +120,7 @@ class ItemCatalog:
   genres: np.ndarray
   year: np.ndarray
   runtime_seconds: np.ndarray
+  features: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     self.item_id = _as_str_array(self.item_id)
@@ -117,6 +130,11 @@ class ItemCatalog:
     self.runtime_seconds = np.asarray(self.runtime_seconds, dtype=np.float32)
     if len(np.unique(self.item_id)) != len(self.item_id):
       raise DataError("ItemCatalog: item ids are not unique.")
+    self.features = {name: _as_str_array(column) for name, column in self.features.items()}
+    for name, column in self.features.items():
+      if column.shape != self.item_id.shape:
+        raise DataError(f"ItemCatalog: feature {name!r} has {len(column)} rows, expected "
+                        f"{len(self.item_id)}.")
 
   def __len__(self) -> int:
     return len(self.item_id)
@@ -157,6 +175,9 @@ class WatchLog:
     items: catalogue; every item of `interactions` is in it.
     users: optional user features.
     abandonment_threshold: engagement <= this is an abandonment (not a positive).
+    metadata: where the log came from, for the run directory: for a watch log read from
+      files, "data_dir", "columns" and "source_files" (file -> SHA-256), with the skipped and
+      duplicate row counts.
   """
 
   name: str
@@ -164,6 +185,7 @@ class WatchLog:
   items: ItemCatalog
   users: Optional[UserTable]
   abandonment_threshold: float
+  metadata: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def validate(self) -> None:
     """Raises DataError when the log is inconsistent or out of range."""

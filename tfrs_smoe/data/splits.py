@@ -19,6 +19,7 @@ order (for the test target of leave-one-out that includes the validation target)
 """
 
 import dataclasses
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -70,6 +71,8 @@ class Split:
     item_vocabulary: raw item id <-> index (catalogue order).
     user_vocabulary: raw user id <-> index.
     items: the item catalogue (metadata for `item_features.ItemFeatureTables`).
+    users: the log's user features, if any (for `user_features.UserFeatureTables`).
+    metadata: the log's `WatchLog.metadata` (where its files came from, their SHA-256).
   """
 
   train: IndexedLog
@@ -78,6 +81,8 @@ class Split:
   item_vocabulary: vocabulary_lib.IdVocabulary
   user_vocabulary: vocabulary_lib.IdVocabulary
   items: schema.ItemCatalog
+  users: Optional[schema.UserTable] = None
+  metadata: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def index_log(log: schema.WatchLog, implicit: bool = False,
@@ -167,7 +172,8 @@ def leave_one_out(log: schema.WatchLog, implicit: bool = False, min_positives: i
   return Split(train=indexed.take(train_rows),
                validation=_examples_before(indexed, validation_rows),
                test=_examples_before(indexed, test_rows),
-               item_vocabulary=items, user_vocabulary=users, items=log.items)
+               item_vocabulary=items, user_vocabulary=users, items=log.items,
+               users=log.users, metadata=log.metadata)
 
 
 def time_split(log: schema.WatchLog, implicit: bool = False, validation_fraction: float = 0.1,
@@ -204,4 +210,5 @@ def time_split(log: schema.WatchLog, implicit: bool = False, validation_fraction
   return Split(train=indexed.take(np.flatnonzero(timestamp < validation_cut)),
                validation=_examples_before(indexed, validation_rows),
                test=_examples_before(indexed, test_rows),
-               item_vocabulary=items, user_vocabulary=users, items=log.items)
+               item_vocabulary=items, user_vocabulary=users, items=log.items,
+               users=log.users, metadata=log.metadata)

@@ -1,0 +1,395 @@
+"""A user's own watch log: CSV, TSV or Parquet files in one folder, read into a `WatchLog`.
+
+The folder (`--dataset=watch_log --data_dir=DIR`) holds:
+
+  interactions   required: one file (interactions.parquet / .csv / .tsv / .csv.gz / .tsv.gz)
+                 or a folder `interactions/` of such shards, read in name order. Columns:
+                 user_id, item_id, timestamp (integer seconds since the epoch, or ISO 8601
+                 text, UTC unless it names a zone), and either engagement in [0, 1] or
+                 watch_seconds and runtime_seconds (engagement = watch / runtime, capped at 1).
+  items          optional, the same formats: item_id, and any of title, genres (a list
+                 column, or text split on `genre_separator`), year (0 or empty = unknown),
+                 runtime_seconds, plus the columns named in `item_features`.
+  users          optional, the same formats: user_id plus the categorical columns named in
+                 `user_features`.
+
+`WatchLogFormat.columns` (`tfrs_smoe.data.watch_log_format`) maps the names above to the
+files' own (one mapping for every file, e.g. {"user_id": "account", "item_id": "title_id"}).
+Ids are strings end to end: the vocabularies, and so the served ids, are the files' own. Other
+columns are not read.
+
+Bad input raises `schema.DataError`: a missing file or column names the file and what it holds;
+a value that does not parse, or is out of range (engagement NaN or outside [0, 1], negative
+watch seconds, a runtime that is not positive), or an id listed twice in the items or users
+file names the file, the row and the column and shows the value. With `skip_bad_lines` such
+rows (and rows of text files with the wrong field count) are skipped, counted per file and
+reported in a warning and in `WatchLog.metadata["skipped_rows"]`. A duplicate
+(user, item, timestamp) interaction is always dropped (the first row is kept) and counted
+(metadata["duplicate_rows"]). Items of the log missing from the items file get empty metadata,
+users missing from the users file unknown features; both are counted and reported.
+
+The catalogue is the set of items that occur in the log, as for the other data sets. Files are
+read in record batches through `TableFile`, values converted by `column_values`, so the reader
+holds numpy columns, never one Python object per row.
+"""
+
+import hashlib
+import os
+from typing import Dict, List, Optional, Tuple
+
+from absl import logging
+import numpy as np
+
+from tfrs_smoe.data import column_values
+from tfrs_smoe.data import schema
+from tfrs_smoe.data import table_file
+from tfrs_smoe.data import watch_log_format
+
+WatchLogFormat = watch_log_format.WatchLogFormat
+
+NAME = "watch_log"
+# Completion at or below which a watch is an abandonment, as in the synthetic streaming logs.
+DEFAULT_ABANDONMENT_THRESHOLD = 0.05
+_OPTIONAL_ITEM_COLUMNS = ("title", "genres", "year", "runtime_seconds")
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+class _Columns:
+  """Numpy columns gathered batch by batch, with each row's file row number."""
+
+  def __init__(self):
+    self.parts: Dict[str, List[np.ndarray]] = {}
+
+  def add(self, keep: np.ndarray, **columns: np.ndarray) -> None:
+    for name, values in columns.items():
+      self.parts.setdefault(name, []).append(values[keep])
+
+  def get(self, name: str, dtype) -> np.ndarray:
+    parts = self.parts.get(name, [])
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros([0], dtype)
+
+
+def _align(table_ids: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """(found [len(ids)] bool, the rows of `table_ids` holding ids[found])."""
+  if not len(table_ids):
+    return np.zeros(len(ids), bool), np.zeros([0], np.int64)
+  order = np.argsort(table_ids, kind="stable")
+  position = np.minimum(np.searchsorted(table_ids[order], ids), len(table_ids) - 1)
+  found = table_ids[order][position] == ids
+  return found, order[position[found]]
+
+
+class WatchLogFiles:
+  """The files of one watch-log folder (see the module docstring) and their reading.
+
+  Args:
+    directory: the folder.
+    format: column mapping, genre separator, extra features, bad-row handling.
+
+  Attributes:
+    interactions: the interaction files, in reading order.
+    items: the items files ([] without).
+    users: the users files ([] without).
+
+  Example:
+    >>> files = WatchLogFiles("/data/my_log", WatchLogFormat(columns={"user_id": "account"}))
+    >>> log = files.read()
+    >>> log.metadata["skipped_rows"]
+    {'interactions.csv': 0}
+  """
+
+  def __init__(self, directory: str, format: WatchLogFormat):  # pylint: disable=redefined-builtin
+    self.directory = os.fspath(directory)
+    self.format = format
+    if not os.path.isdir(self.directory):
+      raise schema.DataError(f"watch_log: data_dir {self.directory!r} is not a directory.")
+    self.interactions = self._find("interactions", required=True)
+    self.items = self._find("items")
+    self.users = self._find("users")
+    if format.user_features and not self.users:
+      raise schema.DataError(f"{self.directory}: data.user_features names "
+                             f"{list(format.user_features)}, but there is no users file.")
+    if format.item_features and not self.items:
+      raise schema.DataError(f"{self.directory}: data.item_features names "
+                             f"{list(format.item_features)}, but there is no items file.")
+
+  def _find(self, name: str, required: bool = False) -> List[str]:
+    """The files of table `name`: name.<suffix>, or the shards of folder `name/`."""
+    found = [os.path.join(self.directory, name + suffix) for suffix in table_file.SUFFIXES
+             if os.path.isfile(os.path.join(self.directory, name + suffix))]
+    folder = os.path.join(self.directory, name)
+    if os.path.isdir(folder):
+      shards = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                      if not f.startswith((".", "_")) and table_file.file_format(f))
+      if not shards:
+        raise schema.DataError(f"{folder}: holds no {', '.join(table_file.SUFFIXES)} files.")
+      found.append(folder)
+      if len(found) == 1:
+        return shards
+    if len(found) > 1:
+      raise schema.DataError(f"{self.directory}: several {name} tables "
+                             f"({', '.join(map(os.path.basename, found))}); keep one.")
+    if required and not found:
+      shown = sorted(os.listdir(self.directory))[:10]
+      raise schema.DataError(
+          f"{self.directory}: no {name} file ({name}.parquet, {name}.csv, {name}.tsv, "
+          f"{name}.csv.gz, {name}.tsv.gz, or a folder {name}/ of such shards); it holds {shown}.")
+    return found
+
+  def _relative(self, path: str) -> str:
+    return os.path.relpath(path, self.directory)
+
+  def source_files(self) -> Dict[str, str]:
+    """Path relative to the folder -> SHA-256 of every file read."""
+    return {self._relative(path): _sha256(path)
+            for path in self.interactions + self.items + self.users}
+
+  def _open(self, path: str) -> table_file.TableFile:
+    return table_file.TableFile(path, self.format.skip_bad_lines)
+
+  def _read_interactions(self, table: table_file.TableFile, out: _Columns) -> bool:
+    """Reads one interaction file into `out`; returns whether it had watch/runtime seconds."""
+    column = self.format.column
+    ids = [column("user_id"), column("item_id"), column("timestamp")]
+    seconds = [column("watch_seconds"), column("runtime_seconds")]
+    direct = column("engagement") in table.columns
+    if not direct and not set(seconds) <= set(table.columns):
+      missing = [n for n in ids + seconds if n not in table.columns]
+      raise schema.DataError(
+          f"{table.path}: the interactions file has no column {', '.join(map(repr, missing))}"
+          f" (it needs {ids[0]!r}, {ids[1]!r}, {ids[2]!r}, and {column('engagement')!r} or "
+          f"both {seconds[0]!r} and {seconds[1]!r}); its columns are {table.columns}. Map "
+          "yours with data.columns, e.g. 'data: {columns: {watch_seconds: <your column>}}'.")
+    table.require(ids, "interactions")
+    with_seconds = set(seconds) <= set(table.columns)
+    names = ids + ([column("engagement")] if direct else []) + (seconds if with_seconds else [])
+    for first_row, batch in table.batches(names):
+      rejected = np.zeros(batch.num_rows, bool)
+
+      def check(name, parsed, reason, extra_bad=None):
+        values, bad = parsed
+        bad = bad if extra_bad is None else bad | extra_bad(values)
+        table.reject(first_row, bad & ~rejected, name, batch.column(name), reason)
+        rejected[:] |= bad
+        return values
+
+      user = check(ids[0], column_values.ids(batch.column(ids[0])), column_values.REASONS["id"])
+      item = check(ids[1], column_values.ids(batch.column(ids[1])), column_values.REASONS["id"])
+      timestamp = check(ids[2], column_values.timestamps(batch.column(ids[2])),
+                        column_values.REASONS["timestamp"])
+      parsed = {}
+      if with_seconds:
+        parsed["watch_seconds"] = check(
+            seconds[0], column_values.numbers(batch.column(seconds[0])),
+            "is NaN or not a non-negative number of seconds",
+            lambda v: ~(np.isfinite(v) & (v >= 0)))
+        parsed["runtime_seconds"] = check(
+            seconds[1], column_values.numbers(batch.column(seconds[1])),
+            "is NaN or not a positive number of seconds", lambda v: ~(np.isfinite(v) & (v > 0)))
+      if direct:
+        engagement = check(column("engagement"),
+                           column_values.numbers(batch.column(column("engagement"))),
+                           "is NaN or outside [0, 1]", lambda v: ~((v >= 0) & (v <= 1)))
+      else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+          engagement = parsed["watch_seconds"] / parsed["runtime_seconds"]
+      keep = ~rejected
+      out.add(keep, user_id=user, item_id=item, timestamp=timestamp, engagement=engagement,
+              row=np.arange(first_row, first_row + batch.num_rows), **parsed)
+    return with_seconds
+
+  def _read_table(self, paths: List[str], id_name: str, what: str,
+                  features: Tuple[str, ...]) -> Dict[str, np.ndarray]:
+    """Reads an items or users table: id, the standard columns present (items), features."""
+    column = self.format.column
+    out = _Columns()
+    tables = []
+    for path in paths:
+      table = self._open(path)
+      tables.append(table)
+      table.require([column(id_name)] + list(features), what)
+      standard = [n for n in (_OPTIONAL_ITEM_COLUMNS if what == "items" else ())
+                  if column(n) in table.columns]
+      for first_row, batch in table.batches([column(id_name)] + [column(n) for n in standard]
+                                            + list(features)):
+        rejected = np.zeros(batch.num_rows, bool)
+        values = {}
+        parsers = {
+            id_name: (column_values.ids, column_values.REASONS["id"], None),
+            "title": (column_values.strings, None, None),
+            "genres": (lambda a: column_values.genres(a, self.format.genre_separator),
+                       column_values.REASONS["genres"], None),
+            "year": (lambda a: column_values.integers(a, missing=0),
+                     column_values.REASONS["integer"], lambda v: v < 0),
+            "runtime_seconds": (self._optional_number, "is NaN or a negative number of seconds",
+                                lambda v: ~(np.isfinite(v) & (v >= 0))),
+        }
+        for name in [id_name] + standard:
+          parse, reason, out_of_range = parsers[name]
+          raw = batch.column(column(name))
+          parsed = parse(raw)
+          if reason is None:
+            values[name] = parsed
+            continue
+          value, bad = parsed
+          if out_of_range is not None:
+            bad = bad | out_of_range(value)
+          table.reject(first_row, bad & ~rejected, column(name), raw, reason)
+          rejected |= bad
+          values[name] = value
+        for name in features:
+          values[f"feature:{name}"] = column_values.strings(batch.column(name))
+        out.add(~rejected, file=np.full(batch.num_rows, len(tables) - 1),
+                row=np.arange(first_row, first_row + batch.num_rows), **values)
+    result = {name: np.concatenate(parts) for name, parts in out.parts.items()}
+    if id_name not in result:  # No rows at all.
+      return {id_name: np.zeros([0], str),
+              **{f"feature:{name}": np.zeros([0], str) for name in features}}
+    # An id listed twice: the first row is kept, later ones are bad rows of their file.
+    ids = result[id_name]
+    _, first = np.unique(ids, return_index=True)
+    repeated = np.ones(len(ids), bool)
+    repeated[first] = False
+    for index, table in enumerate(tables):
+      rows = np.flatnonzero(repeated & (result["file"] == index))
+      table.reject_rows(result["row"][rows], column(id_name), ids[rows][:3].tolist(),
+                        f"is listed twice (the {what} file lists each id once)")
+    self._skipped.update({self._relative(t.path): t for t in tables})
+    return {name: values[~repeated] for name, values in result.items()}
+
+  @staticmethod
+  def _optional_number(array) -> Tuple[np.ndarray, np.ndarray]:
+    values, bad = column_values.numbers(array)
+    empty = column_values.strings(array) == ""
+    return np.where(empty, 0.0, values), bad & ~empty
+
+  def read(self, source_files: Optional[Dict[str, str]] = None) -> schema.WatchLog:
+    """Reads the folder into a validated WatchLog named "watch_log".
+
+    Args:
+      source_files: `source_files()`, when the caller has computed it already.
+
+    Returns:
+      The log with `metadata` holding data_dir, columns, source_files (path -> SHA-256),
+      skipped_rows (path -> count), duplicate_rows, items_without_metadata and
+      users_without_features.
+
+    Raises:
+      schema.DataError: bad input (see the module docstring).
+    """
+    self._skipped: Dict[str, table_file.TableFile] = {}
+    out = _Columns()
+    all_seconds = True
+    for path in self.interactions:
+      table = self._open(path)
+      all_seconds &= self._read_interactions(table, out)
+      self._skipped[self._relative(path)] = table
+    user_id, item_id = out.get("user_id", str), out.get("item_id", str)
+    timestamp, engagement = out.get("timestamp", np.int64), out.get("engagement", np.float64)
+    if not len(user_id):
+      raise schema.DataError(f"{self.directory}: the interactions hold no rows "
+                             f"(skipped per file: {self._skipped_counts()}).")
+    capped = int(np.sum(engagement > 1.0))
+    engagement = np.minimum(engagement, 1.0)
+    # Duplicate (user, item, timestamp) rows: the first one (in reading order) is kept.
+    _, user_code = np.unique(user_id, return_inverse=True)
+    _, item_code = np.unique(item_id, return_inverse=True)
+    order = np.lexsort((np.arange(len(user_id)), timestamp, item_code, user_code))
+    same = ((user_code[order][1:] == user_code[order][:-1]) &
+            (item_code[order][1:] == item_code[order][:-1]) &
+            (timestamp[order][1:] == timestamp[order][:-1]))
+    keep = np.ones(len(user_id), bool)
+    keep[order[1:][same]] = False
+    duplicates = int(np.sum(~keep))
+    if duplicates:
+      logging.warning("%s: dropped %d duplicate (user, item, timestamp) interaction row(s), "
+                      "keeping the first of each.", self.directory, duplicates)
+    seconds = {}
+    if all_seconds:
+      seconds = {name: out.get(name, np.float32) for name in ("watch_seconds", "runtime_seconds")}
+    # Rows in (timestamp, user, item) order, as the other data sets' loaders give them.
+    rows = np.flatnonzero(keep)
+    rows = rows[np.lexsort((item_code[rows], user_code[rows], timestamp[rows]))]
+    interactions = schema.Interactions(
+        user_id=user_id[rows], item_id=item_id[rows], timestamp=timestamp[rows],
+        engagement=engagement[rows], **{name: values[rows] for name, values in seconds.items()})
+    items, items_without = self._catalog(interactions)
+    users, users_without = self._user_table(interactions)
+    skipped = self._skipped_counts()
+    for name, table in self._skipped.items():
+      if table.skipped:
+        logging.warning("Skipped %d bad row(s) of %s, e.g. %s", table.skipped, table.path,
+                        " | ".join(table.examples))
+    log = schema.WatchLog(
+        name=NAME, interactions=interactions, items=items, users=users,
+        abandonment_threshold=DEFAULT_ABANDONMENT_THRESHOLD,
+        metadata={"data_dir": os.path.abspath(self.directory),
+                  "columns": dict(self.format.columns),
+                  "source_files": source_files or self.source_files(),
+                  "skipped_rows": skipped, "duplicate_rows": duplicates,
+                  "capped_completions": capped, "items_without_metadata": items_without,
+                  "users_without_features": users_without})
+    log.validate()
+    return log
+
+  def _skipped_counts(self) -> Dict[str, int]:
+    return {name: table.skipped for name, table in self._skipped.items()}
+
+  def _catalog(self, interactions: schema.Interactions) -> Tuple[schema.ItemCatalog, int]:
+    """The catalogue of the log's items, from the items file where there is one."""
+    item_ids, first = np.unique(interactions.item_id, return_index=True)
+    runtime = (interactions.runtime_seconds[first] if interactions.runtime_seconds is not None
+               else np.zeros(len(item_ids), np.float32))
+    columns = {"title": np.full(len(item_ids), "", dtype=object),
+               "genres": np.full(len(item_ids), "", dtype=object),
+               "year": np.zeros(len(item_ids), np.int64), "runtime_seconds": runtime}
+    features = {name: np.full(len(item_ids), "", dtype=object)
+                for name in self.format.item_features}
+    without = 0
+    if self.items:
+      table = self._read_table(self.items, "item_id", "items", self.format.item_features)
+      found, rows = _align(table["item_id"], item_ids)
+      for name in ("title", "genres", "year"):
+        if name in table:
+          columns[name][found] = table[name][rows]
+      if "runtime_seconds" in table:
+        known = table["runtime_seconds"][rows] > 0
+        columns["runtime_seconds"][np.flatnonzero(found)[known]] = (
+            table["runtime_seconds"][rows][known])
+      for name in self.format.item_features:
+        features[name][found] = table[f"feature:{name}"][rows]
+      without = int(np.sum(~found))
+      if without:
+        logging.warning("%d item(s) of the log are not in the items file (e.g. %r); they have "
+                        "no title, genres or year.", without, str(item_ids[~found][0]))
+    catalog = schema.ItemCatalog(item_id=item_ids, title=columns["title"].astype(str),
+                                 genres=columns["genres"].astype(str), year=columns["year"],
+                                 runtime_seconds=columns["runtime_seconds"],
+                                 features={n: v.astype(str) for n, v in features.items()})
+    return catalog, without
+
+  def _user_table(self, interactions: schema.Interactions
+                  ) -> Tuple[Optional[schema.UserTable], int]:
+    """The log's users' features from the users file (None without one)."""
+    if not self.users:
+      return None, 0
+    user_ids = np.unique(interactions.user_id)
+    table = self._read_table(self.users, "user_id", "users", self.format.user_features)
+    found, rows = _align(table["user_id"], user_ids)
+    features = {}
+    for name in self.format.user_features:
+      values = np.full(len(user_ids), "", dtype=object)
+      values[found] = table[f"feature:{name}"][rows]
+      features[name] = values.astype(str)
+    without = int(np.sum(~found))
+    if without:
+      logging.warning("%d user(s) of the log are not in the users file (e.g. %r); their "
+                      "features are unknown.", without, str(user_ids[~found][0]))
+    return schema.UserTable(user_id=user_ids, features=features), without
