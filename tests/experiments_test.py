@@ -112,27 +112,6 @@ def test_model_comparison_writes_a_table_over_seeds(tmp_path):
   assert f"{np.mean(bst_ndcg):.4f} ± {np.std(bst_ndcg):.4f}" in rows[0]
 
 
-def test_phns_ablation_writes_table_and_plot(tmp_path):
-  output_dir = tmp_path / "ablation"
-  tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1}\n"
-          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
-          "feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
-  _run("phns_ablation.py", f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
-       "--datasets=streaming_logs", "--presets=none,hard", "--seeds=0",
-       f"--params_override={tiny}")
-  table = (output_dir / "phns_ablation.md").read_text(encoding="utf-8")
-  for preset in ("none", "hard"):
-    for evaluation in ("full ranking", "phns test"):
-      assert f"| streaming_logs/tiny | {preset} | {evaluation} |" in table
-  with open(output_dir / "phns_ablation.json", encoding="utf-8") as f:
-    runs = json.load(f)
-  params = yaml.safe_load((output_dir / "streaming_logs" / "hard_seed0" / "params.yaml")
-                          .read_text(encoding="utf-8"))
-  assert params["train"]["phns"]["preset"] == "hard" and params["data"]["implicit"] is False
-  assert len(runs["streaming_logs/tiny|hard"]) == 1
-  assert (output_dir / "phns_ablation.png").stat().st_size > 0
-
-
 def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
   output_dir = tmp_path / "retrieval"
   tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1, batch_size: 64}\n"
@@ -247,21 +226,6 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
     machine = letter[outcome["machine"] if variant == "two_tower_streaming" else here]
     rows = [line for line in mixed.splitlines() if f"| {variant} |" in line]
     assert len(rows) == 2 and all(row.endswith(f" | {machine} |") for row in rows)
-
-
-@pytest.mark.parametrize("dataset_override, message", [
-    ("{movielens: {train: {epochs: 3}}, streaming: {train: {epochs: 3}}}",
-     "unknown data sets ['streaming']"),
-    ("{movielens: {train: {epoch: 3}}}", "Unknown config key 'movielens: train.epoch'")])
-def test_report_rejects_bad_dataset_overrides_before_training(tmp_path, dataset_override,
-                                                              message):
-  result = subprocess.run(
-      [sys.executable, os.path.join(_ROOT, "experiments", "report.py"),
-       f"--output_dir={tmp_path / 'report'}", f"--dataset_params_override={dataset_override}"],
-      capture_output=True, text=True, timeout=600, check=False)
-  assert result.returncode != 0
-  assert message in result.stderr, result.stderr
-  assert not (tmp_path / "report").exists()
 
 
 def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):

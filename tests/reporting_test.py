@@ -33,6 +33,18 @@ def test_resume_reuses_a_finished_run_with_the_same_params(tmp_path):
   assert os.stat(checkpoint).st_mtime_ns != written
 
 
+def test_resume_reuses_a_finished_run_whose_data_now_lies_elsewhere(tmp_path, monkeypatch):
+  model_dir = str(tmp_path / "run")
+  first = reporting.run_experiment(_config(tmp_path), model_dir)
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("trained again")
+  monkeypatch.setattr(reporting.experiment_lib.Experiment, "prepare_data", no_training)
+  moved = config_lib.apply_overrides(_config(tmp_path), {
+      "data": {"tfds_data_dir": str(tmp_path / "elsewhere"), "data_dir": "/raw/files"}})
+  assert reporting.run_experiment(moved, model_dir, resume=True) == first
+
+
 def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path, monkeypatch):
   model_dir = str(tmp_path / "run")
   reporting.run_experiment(_config(tmp_path), model_dir)

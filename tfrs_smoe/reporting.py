@@ -1,8 +1,9 @@
 """Runs of whole experiments for comparison scripts, and their markdown tables.
 
-`run_experiment` trains a config once and tests it; `mean_std` and `markdown_table` turn several
-seeds' results into the tables that README shows. Used by `experiments/model_comparison.py` and
-`experiments/phns_ablation.py`; `replace_generated_section` writes a report into README.md.
+`run_experiment` trains a config once and tests it; `mean_std`, `table_header` and `table_rows`
+turn several seeds' results into the tables that README shows. Used by the sweep runner
+(`tfrs_smoe/sweep.py`, behind experiments/sweep.py and the comparison scripts);
+`replace_generated_section` writes a report into README.md.
 
 Example:
   >>> outcome = run_experiment(config, "runs/smoe_bst_seed0")
@@ -60,13 +61,15 @@ def run_experiment(config: config_lib.ExperimentConfig, model_dir: str,
   """Writes params.yaml, trains (early stopping on validation), tests; returns the outcome.
 
   The outcome is also written to `model_dir`/outcome.json. With `resume`, a `model_dir` whose
-  outcome.json exists and whose params.yaml equals `config` is not run again: its stored
-  outcome is returned (so an interrupted comparison continues where it stopped).
+  outcome.json exists and whose params.yaml equals `config`, data locations aside
+  (`data.data_dir`, `data.tfds_data_dir`: where the same data lies, as when a run directory
+  resumes), is not run again: its stored outcome is returned (so an interrupted comparison
+  continues where it stopped, and stored records rebuild a report on another machine).
   """
   outcome_path = os.path.join(model_dir, "outcome.json")
   if resume and os.path.exists(outcome_path) and os.path.exists(
       os.path.join(model_dir, "params.yaml")):
-    if config_lib.to_dict(config_lib.load_params(model_dir)) == config_lib.to_dict(config):
+    if not run_directory.config_differences(config_lib.load_params(model_dir), config):
       with open(outcome_path, encoding="utf-8") as f:
         return RunOutcome(**json.load(f))
   if os.path.exists(outcome_path):
