@@ -170,8 +170,28 @@ def test_balance_term_keeps_every_expert_in_use():
   assert final_weights(5.0)[2] > 0.2
 
 
+def test_expert_dropout_drops_experts_in_training_only_and_never_a_whole_row():
+  user, experts = _inputs(batch=2000, num_experts=3)
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=0.0, expert_dropout=0.4)
+  _, kept = gate((user, experts), training=False)
+  assert np.all(kept.numpy() > 0)
+  tf.random.set_seed(1)
+  _, dropped = gate((user, experts), training=True)
+  dropped = dropped.numpy()
+  np.testing.assert_allclose(dropped.sum(-1), np.ones(2000), rtol=1e-5)
+  off = dropped < 1e-20
+  assert not np.any(off.all(-1))
+  # Rows that would lose all three experts keep them all: P(dropped) = 0.4 - 0.4^3 per expert.
+  np.testing.assert_allclose(off.mean(), 0.4 - 0.4 ** 3, atol=0.03)
+  # The kept experts share the row in proportion to the undropped weights.
+  row = np.flatnonzero(off.sum(-1) == 1)[0]
+  survivors = ~off[row]
+  expected = kept.numpy()[row][survivors] / kept.numpy()[row][survivors].sum()
+  np.testing.assert_allclose(dropped[row][survivors], expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"noise_stddev": -1.0},
-                                    {"balance_weight": -0.1}])
+                                    {"balance_weight": -0.1}, {"expert_dropout": 1.0}])
 def test_bad_settings_are_errors(kwargs):
   with pytest.raises(ValueError):
     adaptive_gate.AdaptiveGate(**kwargs)
@@ -179,7 +199,8 @@ def test_bad_settings_are_errors(kwargs):
 
 def test_serialization_round_trip():
   gate = adaptive_gate.AdaptiveGate(hidden_units=(16, 8), temperature=0.5, noise_stddev=0.3,
-                                    entropy_weight=0.1, target_entropy=0.4, balance_weight=0.2)
+                                    entropy_weight=0.1, target_entropy=0.4, balance_weight=0.2,
+                                    expert_dropout=0.25)
   restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(gate))
   assert isinstance(restored, adaptive_gate.AdaptiveGate)
   assert restored.get_config() == gate.get_config()

@@ -51,13 +51,14 @@ def _log(sequence_rows):
 
 
 def _model(windows=(2, 0), entropy_weight=0.0, scorer="dot", softmax="full", balance_weight=0.0,
-           **task):
+           encoder=None, **task):
   tf.keras.utils.set_random_seed(0)
   config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
                                   expert_windows=windows, num_blocks=1, num_heads=2,
                                   feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,),
                                   gate_noise_stddev=0.5, entropy_weight=entropy_weight,
-                                  balance_weight=balance_weight, scorer=scorer)
+                                  balance_weight=balance_weight, scorer=scorer,
+                                  **(encoder or {}))
   return smoe_bst.SMoEBST(NUM_ITEMS, 300, _item_features(), config,
                           multitask.MultitaskConfig(softmax=softmax, **task), max_len=MAX_LEN)
 
@@ -163,6 +164,29 @@ def test_gate_routes_short_term_users_to_the_short_term_expert(trained):
   _, alpha = model.user_vector(_features(held_out))
   short_weight = alpha.numpy()[:, 0]
   assert short_weight[::2].mean() > short_weight[1::2].mean() + 0.1
+
+
+def test_shared_pre_ln_experts_with_expert_dropout_learn_and_route_the_planted_patterns():
+  model = _model(encoder={"shared_blocks": 1, "block": "pre_ln", "expert_dropout": 0.2,
+                          "gate_context": ("history_length",)})
+  _train(model, _planted_sequences(), epochs=25)
+  held_out = _planted_sequences(num_users=200, seed=1)
+  features = _features(held_out)
+  targets = held_out[:, MAX_LEN - 1]
+  scores = model(features).numpy()
+  assert _hit_rate_at_10(scores[::2], targets[::2], features["history"][::2]) > 0.9
+  _, alpha = model.user_vector(features)
+  short_weight = alpha.numpy()[:, 0]
+  assert short_weight[::2].mean() > short_weight[1::2].mean() + 0.1
+  assert alpha.numpy().mean(axis=0).min() > 0.1  # Both experts in use.
+
+
+@pytest.mark.parametrize("encoder", [{"block": "mid_ln"}, {"pooling": "max"},
+                                     {"shared_blocks": 0, "num_blocks": 0},
+                                     {"expert_dropout": 1.0}, {"gate_context": ("weekday",)}])
+def test_bad_encoder_settings_name_the_key(encoder):
+  with pytest.raises(ValueError, match="encoder."):
+    smoe_bst.SMoEBSTConfig(**encoder)
 
 
 def test_entropy_term_keeps_the_gate_from_collapsing(trained):

@@ -23,6 +23,12 @@ class AdaptiveGate(tf.keras.layers.Layer):
   expert's mean weight over the batch's positions is 1/E. The mean weight of each expert and the
   mean gate entropy are reported as metrics (`gate_weight_<e>`, `gate_entropy`).
 
+  Expert dropout (training only, `expert_dropout` = p): each expert of each row is left out of
+  the softmax with probability p (its logit set to -inf; a row that would lose every expert
+  keeps them all), so that every expert is trained to stand on its own and the gate cannot
+  starve one for good (dropout applied to whole experts instead of units). The regularisers
+  and the metrics see the weights after the drop.
+
   Leading dimensions are free: [batch] for one user vector, [batch, time] for a gate per position.
 
   Args:
@@ -33,6 +39,8 @@ class AdaptiveGate(tf.keras.layers.Layer):
     target_entropy: H* in nats.
     balance_weight: w of the balance term; 0 (the paper's gate) disables it. Under a
       tf.distribute strategy each replica balances its own share of the batch.
+    expert_dropout: p, the probability that an expert is left out of a row's mixture in
+      training; 0 (the paper's gate) disables it.
 
   Call args:
     inputs: a pair (user, experts): user [..., user_dim] embedding and experts
@@ -53,7 +61,8 @@ class AdaptiveGate(tf.keras.layers.Layer):
 
   def __init__(self, hidden_units: Sequence[int] = (64,), temperature: float = 1.0,
                noise_stddev: float = 1.0, entropy_weight: float = 0.01,
-               target_entropy: float = 0.52, balance_weight: float = 0.0, **kwargs):
+               target_entropy: float = 0.52, balance_weight: float = 0.0,
+               expert_dropout: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     if temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {temperature}.")
@@ -61,6 +70,9 @@ class AdaptiveGate(tf.keras.layers.Layer):
       raise ValueError("noise_stddev, entropy_weight, target_entropy and balance_weight must be "
                        f">= 0, got {noise_stddev}, {entropy_weight}, {target_entropy} and "
                        f"{balance_weight}.")
+    if not 0.0 <= expert_dropout < 1.0:
+      raise ValueError(f"expert_dropout must be in [0, 1), got {expert_dropout}.")
+    self.expert_dropout = expert_dropout
     self.hidden_units = tuple(hidden_units)
     self.temperature = temperature
     self.noise_stddev = noise_stddev
@@ -92,7 +104,12 @@ class AdaptiveGate(tf.keras.layers.Layer):
     logits = self._logits(hidden)
     if training and self.noise_stddev > 0:
       logits += tf.random.normal(tf.shape(logits), stddev=self.noise_stddev, dtype=logits.dtype)
-    alpha = tf.nn.softmax(logits / self.temperature, axis=-1)
+    logits /= self.temperature
+    if training and self.expert_dropout > 0:
+      kept = tf.random.uniform(tf.shape(logits)) >= self.expert_dropout
+      kept |= ~tf.reduce_any(kept, axis=-1, keepdims=True)  # Never drop a whole row.
+      logits = tf.where(kept, logits, tf.constant(-1e9, logits.dtype))
+    alpha = tf.nn.softmax(logits, axis=-1)
     mixed = tf.einsum("...e,...ed->...d", alpha, experts)
 
     weights = (tf.ones(tf.shape(alpha)[:-1], alpha.dtype) if position_mask is None
@@ -129,5 +146,6 @@ class AdaptiveGate(tf.keras.layers.Layer):
         "entropy_weight": self.entropy_weight,
         "target_entropy": self.target_entropy,
         "balance_weight": self.balance_weight,
+        "expert_dropout": self.expert_dropout,
     })
     return config

@@ -50,10 +50,14 @@ class CausalTransformer(tf.keras.layers.Layer):
     attention_output_projection: a Dense(dim) after the attention heads.
     layer_norm_epsilon: epsilon of every LayerNorm.
     position_initializer: Keras initializer of the position embeddings.
+    position_embeddings: add the position embeddings; False for blocks stacked on an encoder
+      that added them already (S-MoE-BST's per-expert blocks on its shared ones).
 
   Call args:
     inputs: [batch, time, dim] item vectors (time <= max_len, most recent last).
     mask: optional [batch, time] bool, True for real items (default: all real).
+    attention_mask: optional [time, time] or [batch, time, time] bool that further limits
+      which keys a query attends to (e.g. `banded_causal_mask(time, w)`: the last w items).
     training: enables dropout.
 
   Returns:
@@ -70,7 +74,8 @@ class CausalTransformer(tf.keras.layers.Layer):
   def __init__(self, num_blocks: int = 2, num_heads: int = 1, feed_forward_dim: int = 64,
                dropout: float = 0.5, max_len: int = 50, residual: str = "normalized",
                attention_output_projection: bool = True, layer_norm_epsilon: float = 1e-8,
-               position_initializer: str = "glorot_uniform", **kwargs):
+               position_initializer: str = "glorot_uniform", position_embeddings: bool = True,
+               **kwargs):
     super().__init__(**kwargs)
     if num_blocks < 1 or num_heads < 1 or feed_forward_dim < 1 or max_len < 1:
       raise ValueError("num_blocks, num_heads, feed_forward_dim and max_len must be >= 1.")
@@ -87,14 +92,16 @@ class CausalTransformer(tf.keras.layers.Layer):
     self.attention_output_projection = attention_output_projection
     self.layer_norm_epsilon = layer_norm_epsilon
     self.position_initializer = position_initializer
+    self.position_embeddings = position_embeddings
     self.supports_masking = True
 
   def build(self, input_shape):
     dim = int(input_shape[-1])
     if dim % self.num_heads:
       raise ValueError(f"input dim {dim} is not divisible by num_heads={self.num_heads}.")
-    self._positions = tf.keras.layers.Embedding(
+    self._positions = (tf.keras.layers.Embedding(
         self.max_len, dim, embeddings_initializer=self.position_initializer, name="position")
+                       if self.position_embeddings else None)
     self._input_dropout = tf.keras.layers.Dropout(self.dropout)
     norm = lambda name: tf.keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
                                                            name=name)
@@ -120,7 +127,8 @@ class CausalTransformer(tf.keras.layers.Layer):
     # Weights are created here, not on the first call, so that a reloaded SavedModel restores
     # them.
     vectors = tf.TensorShape([None, None, dim])
-    self._positions.build([None])
+    if self._positions is not None:
+      self._positions.build([None])
     for block in self._blocks:
       for name, layer in block.items():
         if "dropout" in name:
@@ -160,6 +168,7 @@ class CausalTransformer(tf.keras.layers.Layer):
     return block["output_dropout"](block["output"](hidden), training=training)
 
   def call(self, inputs: tf.Tensor, mask: Optional[tf.Tensor] = None,
+           attention_mask: Optional[tf.Tensor] = None,
            training: Optional[bool] = None) -> tf.Tensor:
     length = tf.shape(inputs)[1]
     tf.debugging.assert_less_equal(length, self.max_len,
@@ -168,10 +177,16 @@ class CausalTransformer(tf.keras.layers.Layer):
       mask = tf.ones(tf.shape(inputs)[:2], tf.bool)
     mask = tf.cast(mask, tf.bool)
     real = tf.cast(mask, inputs.dtype)[..., tf.newaxis]
-    hidden = inputs + self._positions(length - 1 - tf.range(length))[tf.newaxis]
+    hidden = inputs
+    if self._positions is not None:
+      hidden += self._positions(length - 1 - tf.range(length))[tf.newaxis]
     hidden = self._input_dropout(hidden, training=training) * real
     causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)  # key <= query
     allowed = (causal[tf.newaxis] & mask[:, tf.newaxis, :] & mask[:, :, tf.newaxis])
+    if attention_mask is not None:
+      attention_mask = tf.cast(attention_mask, tf.bool)
+      allowed &= (attention_mask[tf.newaxis] if attention_mask.shape.rank == 2
+                  else attention_mask)
     allowed = allowed[:, tf.newaxis]  # [batch, 1 (heads), query, key]
     for block in self._blocks:
       normalized = block["attention_norm"](hidden)
@@ -197,5 +212,6 @@ class CausalTransformer(tf.keras.layers.Layer):
         "attention_output_projection": self.attention_output_projection,
         "layer_norm_epsilon": self.layer_norm_epsilon,
         "position_initializer": self.position_initializer,
+        "position_embeddings": self.position_embeddings,
     })
     return config

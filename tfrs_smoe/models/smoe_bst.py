@@ -7,8 +7,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_smoe.layers import adaptive_gate
 from tfrs_smoe.layers import candidate_scorer
+from tfrs_smoe.layers import history_encoder
 from tfrs_smoe.layers import item_content
 from tfrs_smoe.layers import timescale_experts
 from tfrs_smoe.tasks import engagement_multitask
@@ -24,7 +24,13 @@ class SMoEBSTConfig:
     user_dim: size of the user id embedding fed to the gate; 0 leaves it out.
     expert_windows: history window of each expert in items, 0 = the whole history; one entry
       gives BST (no gate).
-    num_blocks, num_heads, feed_forward_dim, dropout: transformer blocks of every expert.
+    shared_blocks: causal blocks over the whole history shared by every expert, below the
+      experts' own (0 = each expert is a whole encoder, the paper's reading).
+    num_blocks, num_heads, feed_forward_dim, dropout: transformer blocks of every expert
+      (num_blocks of its own), and of the shared ones.
+    block: "post_ln" (BST's blocks) or "pre_ln" (SASRec's); see `TimescaleExperts`.
+    pooling: "attention" (BST's attention pooling over each expert's window) or "last" (the
+      expert's top-block state at the position).
     gate_hidden_units, gate_temperature, gate_noise_stddev: the gate's MLP, tau and the std of
       its training noise (0 = no noise).
     entropy_weight, target_entropy: lambda (l4, 0 = off) and H* of the gate's entropy term.
@@ -32,6 +38,10 @@ class SMoEBSTConfig:
       collapsed onto the short-term expert within one epoch there.
     balance_weight: w of the gate's balance term on the experts' mean weights (0 = off, the
       paper's gate); see `AdaptiveGate`.
+    expert_dropout: probability that an expert is left out of a position's mixture in
+      training (0 = off, the paper's gate); see `AdaptiveGate`.
+    gate_context: context features fed to the gate besides the user embedding, from
+      `history_encoder.GATE_CONTEXTS` (() = none, the paper's gate).
     scorer: "dot" or "mlp" (`CandidateScorer`); scorer_hidden_units: the MLP's layers.
   """
 
@@ -40,22 +50,59 @@ class SMoEBSTConfig:
   year_dim: int = 8
   user_dim: int = 16
   expert_windows: Tuple[int, ...] = (5, 20, 0)
+  shared_blocks: int = 0
   num_blocks: int = 2
   num_heads: int = 2
   feed_forward_dim: int = 256
   dropout: float = 0.2
+  block: str = "post_ln"
+  pooling: str = "attention"
   gate_hidden_units: Tuple[int, ...] = (64,)
   gate_temperature: float = 1.0
   gate_noise_stddev: float = 1.0
   entropy_weight: float = 1.0
   target_entropy: float = 0.52
   balance_weight: float = 0.0
+  expert_dropout: float = 0.0
+  gate_context: Tuple[str, ...] = ()
   scorer: str = "dot"
   scorer_hidden_units: Tuple[int, ...] = (64,)
 
+  def __post_init__(self):
+    if self.block not in timescale_experts.BLOCKS:
+      raise ValueError(f"encoder.block must be one of {timescale_experts.BLOCKS}, got "
+                       f"{self.block!r}.")
+    if self.pooling not in timescale_experts.POOLINGS:
+      raise ValueError(f"encoder.pooling must be one of {timescale_experts.POOLINGS}, got "
+                       f"{self.pooling!r}.")
+    if min(self.shared_blocks, self.num_blocks) < 0 or self.shared_blocks + self.num_blocks < 1:
+      raise ValueError("encoder.shared_blocks and encoder.num_blocks must be >= 0 with at least "
+                       f"one block, got {self.shared_blocks} and {self.num_blocks}.")
+    if not 0.0 <= self.expert_dropout < 1.0:
+      raise ValueError(f"encoder.expert_dropout must be in [0, 1), got {self.expert_dropout}.")
+    unknown = sorted(set(self.gate_context) - set(history_encoder.GATE_CONTEXTS))
+    if unknown:
+      raise ValueError(f"encoder.gate_context: unknown {unknown}; available: "
+                       f"{list(history_encoder.GATE_CONTEXTS)}.")
+
+
+def build_history_encoder(config: SMoEBSTConfig, num_users: int, max_len: int,
+                          windows: Optional[Tuple[int, ...]] = None,
+                          name: str = "encoder") -> history_encoder.HistoryEncoder:
+  """The `HistoryEncoder` of `config` (with `windows` instead of its expert_windows if given)."""
+  return history_encoder.HistoryEncoder(
+      num_users, config.expert_windows if windows is None else windows, config.num_blocks,
+      config.num_heads, config.feed_forward_dim, config.dropout, max_len,
+      shared_blocks=config.shared_blocks, block=config.block, pooling=config.pooling,
+      user_dim=config.user_dim, gate_hidden_units=config.gate_hidden_units,
+      gate_temperature=config.gate_temperature, gate_noise_stddev=config.gate_noise_stddev,
+      entropy_weight=config.entropy_weight, target_entropy=config.target_entropy,
+      balance_weight=config.balance_weight, expert_dropout=config.expert_dropout,
+      gate_context=config.gate_context, name=name)
+
 
 class SMoEBST(tfrs.models.Model):
-  """History -> shared content embeddings -> time-scale experts -> gate -> user vector.
+  """History -> shared content embeddings -> `HistoryEncoder` (experts, gate) -> user vector.
 
   Training encodes every position of each sequence in one causal pass (`SequencePipeline.
   sequences` examples) and applies the `EngagementMultitask` loss at every position with a
@@ -99,18 +146,7 @@ class SMoEBST(tfrs.models.Model):
     self.content = item_content.ItemContent.from_tables(
         item_features, num_items, config.item_dim, config.genre_dim, config.year_dim,
         name="content")
-    self.experts = timescale_experts.TimescaleExperts(
-        config.expert_windows, config.num_blocks, config.num_heads, config.feed_forward_dim,
-        config.dropout, max_len, name="experts")
-    self.gate = None
-    self.user_embedding = None
-    if self.experts.num_experts > 1:
-      self.gate = adaptive_gate.AdaptiveGate(
-          config.gate_hidden_units, config.gate_temperature, config.gate_noise_stddev,
-          config.entropy_weight, config.target_entropy, config.balance_weight, name="gate")
-      if config.user_dim:
-        self.user_embedding = tf.keras.layers.Embedding(num_users, config.user_dim,
-                                                        name="user")
+    self.encoder = build_history_encoder(config, num_users, max_len)
     self.scorer = candidate_scorer.CandidateScorer(config.scorer, config.scorer_hidden_units,
                                                    name="scorer")
     self.completion_head = None
@@ -129,6 +165,11 @@ class SMoEBST(tfrs.models.Model):
       self.predict_completion(tf.zeros([1, self.dim]), tf.zeros([1, self.dim]))
 
   @property
+  def gate(self):
+    """The encoder's `AdaptiveGate`, None with one expert (BST)."""
+    return self.encoder.gate
+
+  @property
   def dim(self) -> int:
     return self.content.output_dim
 
@@ -139,23 +180,18 @@ class SMoEBST(tfrs.models.Model):
   def encode(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
              ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """User vectors [batch, time, dim] at every position and gate weights [batch, time, E]."""
+    return self._encode(features, training, last_only=False)
+
+  def _encode(self, features: Dict[str, tf.Tensor], training: Optional[bool], last_only: bool):
     history = tf.cast(features["history"], tf.int32)
-    mask = history > 0
-    experts = self.experts(self.content(history), mask=mask, training=training)
-    if self.gate is None:
-      return experts[:, :, 0], None
-    if self.user_embedding is not None:
-      user = self.user_embedding(tf.cast(features["user_index"], tf.int32))
-      user = tf.broadcast_to(user[:, tf.newaxis], [tf.shape(history)[0], tf.shape(history)[1],
-                                                   self.config.user_dim])
-    else:
-      user = tf.zeros(tf.concat([tf.shape(history), [0]], 0))
-    return self.gate((user, experts), position_mask=mask, training=training)
+    return self.encoder((self.content(history), tf.cast(features["user_index"], tf.int32)),
+                        mask=history > 0, training=training, last_only=last_only)
 
   def user_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
                   ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-    """[batch, dim] representation of the whole history and its gate weights [batch, E]."""
-    vectors, alpha = self.encode(features, training)
+    """[batch, dim] representation of the whole history and its gate weights [batch, E]
+    (the last position only is pooled and gated)."""
+    vectors, alpha = self._encode(features, training, last_only=True)
     return vectors[:, -1], (None if alpha is None else alpha[:, -1])
 
   def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:

@@ -8,10 +8,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_smoe import distribute
-from tfrs_smoe.layers import adaptive_gate
 from tfrs_smoe.layers import frequency_estimator
 from tfrs_smoe.layers import item_content
-from tfrs_smoe.layers import timescale_experts
 from tfrs_smoe.models import smoe_bst
 
 CORRECTIONS = ("none", "counts", "streaming")
@@ -121,19 +119,17 @@ class TwoTower(tfrs.models.Model):
     self.content = item_content.ItemContent.from_tables(
         item_features, num_items, encoder.item_dim, encoder.genre_dim, encoder.year_dim,
         name="content")
-    self.experts = None
-    self.gate = None
+    self.encoder = None
     if config.history_encoder != "mean":
-      windows = (0,) if config.history_encoder == "bst" else encoder.expert_windows
-      self.experts = timescale_experts.TimescaleExperts(
-          windows, encoder.num_blocks, encoder.num_heads, encoder.feed_forward_dim,
-          encoder.dropout, max_len, name="experts")
-      if len(windows) > 1:
-        self.gate = adaptive_gate.AdaptiveGate(
-            encoder.gate_hidden_units, encoder.gate_temperature, encoder.gate_noise_stddev,
-            encoder.entropy_weight, encoder.target_entropy, encoder.balance_weight, name="gate")
-    self.user_embedding = (tf.keras.layers.Embedding(num_users, encoder.user_dim, name="user")
-                           if encoder.user_dim else None)
+      # S-MoE-BST's own history encoder; its user embedding (if any) also feeds the query tower.
+      self.encoder = smoe_bst.build_history_encoder(
+          encoder, num_users, max_len,
+          windows=(0,) if config.history_encoder == "bst" else None)
+    self.user_embedding = None
+    if self.encoder is not None and self.encoder.user_embedding is not None:
+      self.user_embedding = self.encoder.user_embedding
+    elif encoder.user_dim:
+      self.user_embedding = tf.keras.layers.Embedding(num_users, encoder.user_dim, name="user")
     self.query_tower = _tower(config.query_hidden_units, "query_tower")
     self.candidate_tower = _tower(config.candidate_hidden_units, "candidate_tower")
     self.candidate_probability = None
@@ -159,16 +155,17 @@ class TwoTower(tfrs.models.Model):
     history = tf.cast(features["history"], tf.int32)
     mask = history > 0
     content = self.content(history)
-    if self.experts is None:
+    if self.encoder is None:
       count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
       return tf.reduce_sum(content, axis=1) / tf.maximum(count, 1.0)  # Padding embeds to 0.
-    experts = self.experts(content, mask=mask, training=training)[:, -1]  # [batch, E, dim]
-    if self.gate is None:
-      return experts[:, 0]
-    user = (self.user_embedding(tf.cast(features["user_index"], tf.int32))
-            if self.user_embedding is not None else tf.zeros([tf.shape(history)[0], 0]))
-    mixed, _ = self.gate((user, experts), training=training)
-    return mixed
+    vectors, _ = self.encoder((content, tf.cast(features["user_index"], tf.int32)), mask=mask,
+                              training=training, last_only=True)
+    return vectors[:, -1]
+
+  @property
+  def gate(self):
+    """The history encoder's `AdaptiveGate`; None without experts."""
+    return None if self.encoder is None else self.encoder.gate
 
   def query_vector(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None
                    ) -> tf.Tensor:
