@@ -137,6 +137,29 @@ def test_mlp_scorer_trains_with_the_sampled_softmax():
   assert model(_features(_planted_sequences(num_users=2))).shape == (2, NUM_ITEMS)
 
 
+@pytest.mark.parametrize("correction", ["counts", "streaming"])
+def test_logq_corrected_popularity_sampled_softmax_trains_and_learns(correction):
+  rows = _planted_sequences(num_users=64)
+  counts = np.bincount(rows.reshape(-1), minlength=NUM_ITEMS).astype(np.float64)
+  tf.keras.utils.set_random_seed(0)
+  config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
+                                  expert_windows=(2, 0), num_blocks=1, num_heads=2,
+                                  feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,))
+  model = smoe_bst.SMoEBST(
+      NUM_ITEMS, 300, _item_features(), config,
+      multitask.MultitaskConfig(softmax="sampled", negative_sampler="popularity",
+                                num_sampled=16, sampling_correction=correction),
+      max_len=MAX_LEN, candidate_counts=counts)
+  history = _train(model, rows, epochs=8).history
+  assert history["loss_softmax"][-1] < 0.9 * history["loss_softmax"][0]
+  held_out = _planted_sequences(num_users=100, seed=1)
+  features = _features(held_out)
+  scores = model(features).numpy()
+  popularity_hits = _hit_rate_at_10(np.tile(counts, [len(held_out), 1]), held_out[:, -1],
+                                    features["history"])
+  assert _hit_rate_at_10(scores, held_out[:, -1], features["history"]) > popularity_hits + 0.2
+
+
 def test_mismatched_feature_tables_are_an_error():
   features = _item_features()
   features["genres"] = features["genres"][:-1]

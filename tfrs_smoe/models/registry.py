@@ -107,7 +107,8 @@ def _build_sequential(config, split, windows) -> tf.keras.Model:
       config.model.encoder, expert_windows=windows)
   model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
                            _tables(split), encoder, config.model.task,
-                           max_len=config.data.max_len)
+                           max_len=config.data.max_len,
+                           candidate_counts=_positive_counts(split))
   model.initialize()
   return model
 

@@ -122,6 +122,8 @@ class SMoEBST(tfrs.models.Model):
     config: `SMoEBSTConfig`.
     task_config: `MultitaskConfig`.
     max_len: history length.
+    candidate_counts: optional [num_items] training positives per item, for the task's
+      popularity sampler and its logQ correction (`task.negative_sampler: popularity`).
 
   Call args of `call` (scoring the whole catalogue) and `score_candidates`:
     features: "history" [batch, max_len] int item indices (left-padded, most recent last)
@@ -137,7 +139,7 @@ class SMoEBST(tfrs.models.Model):
 
   def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],
                config: SMoEBSTConfig, task_config: engagement_multitask.MultitaskConfig,
-               max_len: int = 50, **kwargs):
+               max_len: int = 50, candidate_counts: Optional[np.ndarray] = None, **kwargs):
     super().__init__(**kwargs)
     self.config = config
     self.task_config = task_config
@@ -154,7 +156,9 @@ class SMoEBST(tfrs.models.Model):
       self.completion_head = tf.keras.Sequential(
           [tf.keras.layers.Dense(64, activation="relu"),
            tf.keras.layers.Dense(1, activation="sigmoid")], name="completion")
-    self.task = engagement_multitask.EngagementMultitask(task_config, self.scorer)
+    self.task = engagement_multitask.EngagementMultitask(task_config, self.scorer,
+                                                         candidate_counts=candidate_counts,
+                                                         num_items=num_items)
 
   def initialize(self) -> None:
     """Creates every weight now: a first call, then the completion head (built last so that the
@@ -232,4 +236,4 @@ class SMoEBST(tfrs.models.Model):
       completion = self.predict_completion(query, tf.gather(item_table, targets[:, 0]))
     return self.task(query, targets, tf.boolean_mask(features["target_weights"], present),
                      tf.boolean_mask(features["target_engagement"], present), negatives,
-                     item_table, completion)
+                     item_table, completion, training=training)

@@ -3,14 +3,20 @@
 import dataclasses
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_smoe import distribute
 from tfrs_smoe.evaluation import metrics as metrics_lib
 from tfrs_smoe.layers import candidate_scorer
+from tfrs_smoe.layers import catalogue_sampler
 
 SOFTMAX_MODES = ("full", "in_batch", "sampled", "none")
+NEGATIVE_SAMPLERS = ("rows",) + catalogue_sampler.DISTRIBUTIONS
+SAMPLING_CORRECTIONS = catalogue_sampler.CORRECTIONS
+# The logit of a masked candidate (an accidental hit): far below any score, still finite.
+_MASKED_LOGIT = -1e9
 
 
 @dataclasses.dataclass
@@ -20,7 +26,7 @@ class MultitaskConfig:
   Attributes:
     softmax: "full" (cross-entropy over the whole catalogue, dot scorer only), "in_batch" (the
       batch's positives through `tfrs.tasks.Retrieval`, dot scorer only), "sampled" (the
-      positive against its negatives) or "none".
+      positive against the negatives of `negative_sampler`) or "none".
     softmax_weight: weight of the softmax loss.
     ctr_weight: l1, weight of the binary cross-entropy of positives vs negatives.
     hinge_weight: l2, weight of the pairwise hinge max(0, margin - (s+ - s-)).
@@ -29,6 +35,20 @@ class MultitaskConfig:
     engagement_slope: a in W = max(0, 1 + a * (c - c_thr)); 0 gives every positive weight 1.
     engagement_threshold: c_thr.
     num_negatives: in-batch negatives per position when the examples bring none.
+    negative_sampler: negatives of the "sampled" softmax: "rows" (each row's own negatives,
+      from the examples or in-batch: the CTR and hinge terms' negatives), or `num_sampled`
+      items drawn from the catalogue per batch and shared by every row, "uniform" or by
+      "popularity" (candidate counts ** sampling_exponent); see `CatalogueSampler`. The CTR
+      and hinge terms keep the rows' negatives.
+    num_sampled: catalogue negatives per batch (S).
+    sampling_correction: logQ correction of the catalogue sampler's logits, s - log Q, for
+      sampled negatives and positives alike (as `tfrs.tasks.Retrieval` does): "none", "counts"
+      (Q of the popularity distribution, exact) or "streaming" (Q from a streaming frequency
+      estimate of the batch's positives, Yi et al. 2019); the last two with "popularity" only.
+    sampling_exponent: popularity sampling proportional to counts ** sampling_exponent (> 0;
+      0.75 is word2vec's).
+    estimator_buckets, estimator_hashes, estimator_learning_rate: H per hash function
+      (0 = 2 x the catalogue), m and alpha of the "streaming" estimator.
   """
 
   softmax: str = "full"
@@ -40,6 +60,13 @@ class MultitaskConfig:
   engagement_slope: float = 1.0
   engagement_threshold: float = 0.5
   num_negatives: int = 8
+  negative_sampler: str = "rows"
+  num_sampled: int = 1024
+  sampling_correction: str = "none"
+  sampling_exponent: float = 1.0
+  estimator_buckets: int = 0
+  estimator_hashes: int = 2
+  estimator_learning_rate: float = 0.01
 
   def __post_init__(self):
     if self.softmax not in SOFTMAX_MODES:
@@ -47,6 +74,30 @@ class MultitaskConfig:
     weights = (self.softmax_weight, self.ctr_weight, self.hinge_weight, self.completion_weight)
     if min(weights) < 0 or self.num_negatives < 1:
       raise ValueError("loss weights must be >= 0 and num_negatives >= 1.")
+    if self.negative_sampler not in NEGATIVE_SAMPLERS:
+      raise ValueError(f"task.negative_sampler must be one of {NEGATIVE_SAMPLERS}, got "
+                       f"{self.negative_sampler!r}.")
+    if self.negative_sampler != "rows" and self.softmax != "sampled":
+      raise ValueError(f"task.negative_sampler {self.negative_sampler!r} is the sampled "
+                       f"softmax's: it needs task.softmax 'sampled', got {self.softmax!r}.")
+    if self.sampling_correction not in SAMPLING_CORRECTIONS:
+      raise ValueError(f"task.sampling_correction must be one of {SAMPLING_CORRECTIONS}, got "
+                       f"{self.sampling_correction!r}.")
+    if self.sampling_correction != "none" and self.negative_sampler != "popularity":
+      raise ValueError(f"task.sampling_correction {self.sampling_correction!r} needs "
+                       "task.negative_sampler 'popularity' (uniform sampling's Q is one "
+                       "constant, which a softmax ignores; the rows' negatives have no known "
+                       f"Q), got {self.negative_sampler!r}.")
+    if self.num_sampled < 1:
+      raise ValueError(f"task.num_sampled must be >= 1, got {self.num_sampled}.")
+    if self.sampling_exponent <= 0:
+      raise ValueError(f"task.sampling_exponent must be > 0, got {self.sampling_exponent}.")
+    if self.estimator_buckets < 0 or self.estimator_hashes < 1:
+      raise ValueError("task.estimator_buckets must be >= 0 and task.estimator_hashes >= 1, "
+                       f"got {self.estimator_buckets} and {self.estimator_hashes}.")
+    if not 0.0 < self.estimator_learning_rate <= 1.0:
+      raise ValueError("task.estimator_learning_rate must be in (0, 1], got "
+                       f"{self.estimator_learning_rate}.")
 
 
 def _mean(total: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
@@ -86,10 +137,26 @@ class EngagementMultitask(tf.keras.layers.Layer):
   negatives, and a negative equal to one of the row's targets (an accidental hit) is dropped.
   Positive weights are soft label x W: a negative's BCE term has weight 1.
 
+  Sampled softmax over catalogue negatives (`negative_sampler` "uniform" / "popularity"): a
+  `CatalogueSampler` draws S items per batch, shared by every row, and gives their Q (and
+  the positives'). Order, as in `tfrs.tasks.Retrieval`: scores -> logQ correction of sampled
+  and positive logits (`tfrs.layers.loss.SamplingProbablityCorrection`, Q divided by its
+  largest value in the batch first, which moves every logit by one constant and keeps Q
+  inside the layer's clipping range [1e-6, 1] on large catalogues) -> accidental hits (a
+  sampled item equal to one of the row's targets) masked for that row -> each target's
+  cross-entropy against [its own logit, the row's sampled logits], that is
+  softplus(logsumexp(sampled) - positive). The cost is one [P, S] score matrix instead of
+  the full softmax's [P, num_items].
+
   Args:
     config: `MultitaskConfig`.
     scorer: the model's `CandidateScorer` (shared with the model, so the loss scores with the
       serving weights); `from_config` builds a new one from its config.
+    candidate_counts: [num_items] training positives per item; required with the
+      "popularity" sampler (its distribution, and Q with "counts"). Held by the sampler as
+      a non-trainable weight, saved with checkpoints.
+    num_items: catalogue size when the counts are not given (`from_config`: the counts come
+      back with the weights).
 
   Call args:
     query: [P, dim] user representations.
@@ -97,6 +164,8 @@ class EngagementMultitask(tf.keras.layers.Layer):
       target_engagement [P, K] completion rates; negatives [P, M] int item indices;
       item_table [num_items, dim] content vectors of every item; completion [P] predicted
       completion of the first target, or None.
+    training: False (evaluation losses) leaves the "streaming" estimator unchanged; True or
+      None update it with the batch's targets.
 
   Returns:
     scalar loss.
@@ -104,9 +173,13 @@ class EngagementMultitask(tf.keras.layers.Layer):
   Example:
     >>> task = EngagementMultitask(MultitaskConfig(), scorer)
     >>> loss = task(query, targets, weights, engagement, negatives, item_table, completion)
+    >>> sampled = EngagementMultitask(
+    ...     MultitaskConfig(softmax="sampled", negative_sampler="popularity",
+    ...                     sampling_correction="counts"), scorer, candidate_counts=counts)
   """
 
   def __init__(self, config: MultitaskConfig, scorer: candidate_scorer.CandidateScorer,
+               candidate_counts: Optional[np.ndarray] = None, num_items: Optional[int] = None,
                **kwargs):
     super().__init__(**kwargs)
     if config.softmax in ("full", "in_batch") and scorer.mode != "dot":
@@ -115,9 +188,30 @@ class EngagementMultitask(tf.keras.layers.Layer):
     self.config = config
     self._scorer = scorer
     self._retrieval = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+    self._sampler = None
+    if candidate_counts is not None:
+      num_items = len(candidate_counts)
+    if config.negative_sampler != "rows":
+      if config.negative_sampler == "popularity" and num_items is None:
+        raise ValueError("task.negative_sampler 'popularity' needs candidate_counts "
+                         "([num_items] training positives per item).")
+      self._sampler = catalogue_sampler.CatalogueSampler(
+          num_items=num_items, num_sampled=config.num_sampled,
+          distribution=config.negative_sampler, correction=config.sampling_correction,
+          exponent=config.sampling_exponent, estimator_buckets=config.estimator_buckets,
+          estimator_hashes=config.estimator_hashes,
+          estimator_learning_rate=config.estimator_learning_rate, name="sampler")
+      if candidate_counts is not None and config.negative_sampler == "popularity":
+        self._sampler.set_counts(candidate_counts)
+    self.num_items = num_items
+
+  @property
+  def sampler(self) -> Optional[catalogue_sampler.CatalogueSampler]:
+    """The catalogue sampler of the sampled softmax; None with the rows' negatives."""
+    return self._sampler
 
   def call(self, query, targets, target_weights, target_engagement, negatives, item_table,
-           completion=None):
+           completion=None, training=None):
     config = self.config
     weights = target_weights * engagement_weights(target_engagement, config.engagement_slope,
                                                   config.engagement_threshold)
@@ -129,7 +223,7 @@ class EngagementMultitask(tf.keras.layers.Layer):
     if config.softmax_weight > 0 and config.softmax != "none":
       losses["softmax"] = (config.softmax_weight, self._softmax_loss(
           query, targets, weights, positive_scores, negative_scores, negative_valid,
-          item_table))
+          item_table, training))
     if config.ctr_weight > 0:
       bce = tf.nn.sigmoid_cross_entropy_with_logits
       total = (tf.reduce_sum(weights * bce(tf.ones_like(positive_scores), positive_scores))
@@ -157,9 +251,12 @@ class EngagementMultitask(tf.keras.layers.Layer):
     return total_loss
 
   def _softmax_loss(self, query, targets, weights, positive_scores, negative_scores,
-                    negative_valid, item_table):
+                    negative_valid, item_table, training=None):
     """Weighted mean cross-entropy of each target against its softmax's candidates."""
-    if self.config.softmax == "full":
+    if self._sampler is not None:
+      cross_entropy = self._catalogue_cross_entropy(query, targets, weights, positive_scores,
+                                                    item_table, training)
+    elif self.config.softmax == "full":
       # Reserved indices (padding, out-of-vocabulary) never compete: they are left out of
       # the table instead of masked in the [P, num_items] logits.
       logits = self._scorer.score_all(query, item_table[metrics_lib.NUM_RESERVED_ITEMS:])
@@ -177,6 +274,32 @@ class EngagementMultitask(tf.keras.layers.Layer):
     else:
       return self._in_batch_loss(query, targets, weights, item_table)
     return _mean(tf.reduce_sum(weights * cross_entropy), tf.reduce_sum(weights))
+
+  def _catalogue_cross_entropy(self, query, targets, weights, positive_scores, item_table,
+                               training):
+    """[P, K] cross-entropy of each target against the batch's S catalogue negatives."""
+    rows = item_table.shape[0]
+    if self.num_items is not None and rows is not None and rows != self.num_items:
+      raise ValueError(f"item_table has {rows} rows but the sampler's catalogue (the "
+                       f"candidate_counts) has {self.num_items} items.")
+    sampled, q_positives, q_sampled = self._sampler(
+        targets, num_items=tf.shape(item_table)[0], training=training)
+    sampled_scores = self._scorer.score_all(query, tf.gather(item_table, sampled))  # [P, S]
+    positive_logits = positive_scores
+    if self.config.sampling_correction != "none":
+      # One factor for every candidate of the batch: every logit moves by the same log.
+      largest = tf.maximum(tf.reduce_max(tf.where(weights > 0, q_positives, 0.0)),
+                           tf.reduce_max(q_sampled))
+      correction = tfrs.layers.loss.SamplingProbablityCorrection()
+      positive_logits = correction(positive_scores, q_positives / largest)
+      sampled_scores = correction(sampled_scores, (q_sampled / largest)[tf.newaxis, :])
+    hit = tf.reduce_any(sampled[tf.newaxis, :, tf.newaxis]
+                        == tf.cast(targets, sampled.dtype)[:, tf.newaxis, :], axis=-1)  # [P, S]
+    sampled_scores = tf.where(hit, tf.cast(_MASKED_LOGIT, sampled_scores.dtype),
+                              sampled_scores)
+    negative_lse = tf.reduce_logsumexp(sampled_scores, axis=-1, keepdims=True)  # [P, 1]
+    # log(exp(positive) + exp(negative_lse)) - positive.
+    return tf.nn.softplus(negative_lse - positive_logits)
 
   def _in_batch_loss(self, query, targets, weights, item_table):
     """tfrs Retrieval over every (row, target) pair; a row's other targets are masked out."""
@@ -196,7 +319,8 @@ class EngagementMultitask(tf.keras.layers.Layer):
   def get_config(self):
     config = super().get_config()
     config.update({"config": dataclasses.asdict(self.config),
-                   "scorer": tf.keras.layers.serialize(self._scorer)})
+                   "scorer": tf.keras.layers.serialize(self._scorer),
+                   "num_items": self.num_items})
     return config
 
   @classmethod
