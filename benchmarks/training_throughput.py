@@ -47,6 +47,8 @@ VARIANTS = {
     "bst": ("bst", [0]),
     "smoe_bst_2_experts": ("smoe_bst", [5, 0]),
     "smoe_bst_3_experts": ("smoe_bst", [5, 20, 0]),
+    # One block shared by the experts below one block of each (encoder.shared_blocks).
+    "smoe_bst_3_experts_shared": ("smoe_bst", [5, 20, 0]),
     "two_tower": ("two_tower", [0]),
     "sasrec": ("sasrec", [0]),
 }
@@ -77,6 +79,8 @@ def _time_one(variant: str, max_len: int) -> dict:
   task = {"ctr_weight": 0.0, "hinge_weight": 0.0, "completion_weight": 0.0}
   model_overrides = {"name": name, "task": task if FLAGS.softmax_only else {}, "encoder": {
       "expert_windows": windows, "feed_forward_dim": FLAGS.feed_forward_dim}}
+  if variant.endswith("_shared"):
+    model_overrides["encoder"].update(shared_blocks=1, num_blocks=1)
   data = {"max_len": max_len}
   if name == "sasrec":  # Its own architecture config; it trains on the next item only.
     model_overrides = {"name": name, "sasrec": {"feed_forward_dim": FLAGS.feed_forward_dim}}
