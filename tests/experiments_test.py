@@ -294,3 +294,32 @@ def test_a_dirty_watch_log_names_the_bad_row(tmp_path):
   assert ("dirty/interactions.csv: line " in result.stderr and
           "expected 5 fields, found 4: 'acct-broken" in result.stderr and
           "data.skip_bad_lines: true" in result.stderr), result.stderr[-2000:]
+
+
+def test_named_item_and_user_columns_are_embedded_through_train_evaluate_and_export(tmp_path):
+  """data.item_features / data.user_features of the example CSV log reach the model's weights."""
+  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=40",
+       "--num_titles=50")
+  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+  common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
+  tiny = ("data: {max_len: 8, item_features: [maturity], user_features: [plan, country]}\n"
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, user_dim: 0, "
+          "feature_dim: 3, expert_windows: [2, 0], num_blocks: 1, feed_forward_dim: 8}}\n"
+          "train: {epochs: 1}\neval: {phns_test: false}")
+  output = _run("train.py", "--dataset=watch_log", f"--data_dir={tmp_path / 'log' / 'csv'}",
+                "--model=smoe_bst", f"--params_override={tiny}",
+                f"--export_dir={tmp_path / 'exports'}", *common)
+  assert "Validation metrics of smoe_bst" in output
+  variables = [name for name, _ in tf.train.list_variables(
+      os.path.join(model_dir, "checkpoints", "model"))]
+  for name in ("maturity", "plan", "country"):
+    assert any(name in v for v in variables), (name, variables)
+  assert "Test metrics of smoe_bst on watch_log" in _run("evaluate.py", *common)
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "1"))
+  with open(os.path.join(model_dir, "vocabularies", "item_ids.txt"), encoding="utf-8") as f:
+    item_ids = f.read().split()
+  with open(os.path.join(model_dir, "vocabularies", "user_ids.txt"), encoding="utf-8") as f:
+    user_ids = f.read().split()
+  answer = loaded.signatures["recommend_for_user"](history=tf.constant([item_ids[:2]] * 2),
+                                                   user_id=tf.constant(user_ids[:2]))
+  assert answer["item_ids"].shape[0] == 2

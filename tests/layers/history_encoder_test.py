@@ -98,3 +98,57 @@ def test_saved_model_round_trip(tmp_path):
   for name in ("vectors", "alpha"):
     np.testing.assert_allclose(outputs[name].numpy(), expected[name].numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+# Users 0 and 1 are reserved (unknown value 0); users 2-4 have plans 1, 2, 1.
+PLANS = {"plan": np.array([0, 0, 1, 2, 1], np.int32)}
+
+
+def test_the_gate_reads_the_users_features_and_bst_ignores_them():
+  content, users, mask = _inputs()
+  encoder = _encoder(user_dim=0, user_features=PLANS, feature_dim=3)
+  assert encoder.get_config()["user_feature_sizes"] == {"plan": 3}
+  _, alpha = encoder((content, users), mask=mask)
+  inputs = encoder._gate_inputs(tf.constant(users), tf.constant(mask), last_only=True).numpy()
+  embedding = encoder.user_features.embeddings[0].get_weights()[0]
+  np.testing.assert_allclose(inputs[:, 0], [np.zeros(3), embedding[1], embedding[1]],
+                             rtol=1e-6)
+  # Users 2 and 4 share a plan: with the same history they get the same gate weights; user 3
+  # (another plan) does not.
+  same = (np.stack([content[0]] * 3), np.array([2, 4, 3], np.int32), np.ones([3, MAX_LEN], bool))
+  _, alpha = encoder(same[:2], mask=same[2])
+  np.testing.assert_allclose(alpha[0].numpy(), alpha[1].numpy(), rtol=1e-6)
+  assert not np.allclose(alpha[0].numpy(), alpha[2].numpy())
+  bst = _encoder(windows=(0,), user_features=PLANS)
+  assert bst.user_features is None and bst.gate is None
+
+
+def test_without_user_features_the_weights_are_todays():
+  content, users, mask = _inputs()
+  plain = _encoder()  # Each built right after its seed is set.
+  expected, alpha = plain((content, users), mask=mask)
+  empty = _encoder(user_features={})
+  vectors, empty_alpha = empty((content, users), mask=mask)
+  np.testing.assert_array_equal(vectors.numpy(), expected.numpy())
+  np.testing.assert_array_equal(empty_alpha.numpy(), alpha.numpy())
+  assert [w.name.split("/", 1)[-1] for w in empty.weights] == [
+      w.name.split("/", 1)[-1] for w in plain.weights]
+
+
+def test_user_features_serialization_and_saved_model_round_trip(tmp_path):
+  encoder = _encoder(user_features=PLANS, feature_dim=2)
+  restored = tf.keras.utils.deserialize_keras_object(
+      tf.keras.utils.serialize_keras_object(encoder))
+  assert restored.get_config() == encoder.get_config()
+  content_input = tf.keras.Input([MAX_LEN, 4])
+  user_input = tf.keras.Input([], dtype=tf.int32)
+  mask_input = tf.keras.Input([MAX_LEN], dtype=tf.bool)
+  vectors, alpha = encoder((content_input, user_input), mask=mask_input)
+  model = tf.keras.Model([content_input, user_input, mask_input],
+                         {"vectors": vectors, "alpha": alpha})
+  inputs = list(_inputs())
+  expected = model(inputs)
+  model.save(str(tmp_path / "model"))
+  loaded = tf.keras.models.load_model(str(tmp_path / "model"))
+  np.testing.assert_allclose(loaded(inputs)["alpha"].numpy(), expected["alpha"].numpy(),
+                             rtol=1e-5, atol=1e-6)

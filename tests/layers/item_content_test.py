@@ -86,3 +86,70 @@ def test_saved_model_round_trip(tmp_path):
   model.save(str(tmp_path / "model"))
   loaded = tf.keras.models.load_model(str(tmp_path / "model"))
   np.testing.assert_allclose(loaded(ITEMS).numpy(), expected, rtol=1e-6)
+
+
+CATEGORICAL = {"studio": np.array([0, 0, 2, 1]), "maturity": np.array([0, 0, 0, 3])}
+
+
+def _featured_layer():
+  return item_content.ItemContent.from_tables(TABLES, num_items=4, item_dim=4, genre_dim=3,
+                                              year_dim=2, categorical=CATEGORICAL)
+
+
+def test_extra_categorical_tables_are_gathered_and_added():
+  layer = _featured_layer()
+  output = layer(ITEMS).numpy()
+  assert output.shape == (2, 3, 9)
+  assert layer.get_config()["feature_sizes"] == {"maturity": 4, "studio": 3}
+  expected = layer.embedding({
+      "item": ITEMS, "genres": tf.gather(TABLES["genres"], ITEMS),
+      "year_bucket": tf.gather(TABLES["year_bucket"], ITEMS),
+      **{name: tf.gather(table, ITEMS) for name, table in CATEGORICAL.items()}}).numpy()
+  np.testing.assert_allclose(output, expected, rtol=1e-6)
+  plain = layer.embedding({"item": ITEMS, "genres": tf.gather(TABLES["genres"], ITEMS),
+                           "year_bucket": tf.gather(TABLES["year_bucket"], ITEMS),
+                           "studio": tf.zeros_like(ITEMS), "maturity": tf.zeros_like(ITEMS)})
+  assert not np.allclose(output, plain.numpy())  # The features take part.
+  assert {w.name.split("/")[-1].split(":")[0] for w in layer.non_trainable_weights} == {
+      "genres", "year_bucket", "feature_studio", "feature_maturity"}
+  np.testing.assert_array_equal(layer.categorical["studio"].numpy(), CATEGORICAL["studio"])
+
+
+def test_no_extra_tables_is_bit_identical_to_today():
+  tf.keras.utils.set_random_seed(5)
+  plain = _layer()
+  expected = plain(ITEMS).numpy()
+  tf.keras.utils.set_random_seed(5)
+  empty = item_content.ItemContent.from_tables(TABLES, num_items=4, item_dim=4, genre_dim=3,
+                                               year_dim=2, categorical={})
+  np.testing.assert_array_equal(empty(ITEMS).numpy(), expected)
+  assert [w.name.split("/", 1)[-1] for w in empty.weights] == [
+      w.name.split("/", 1)[-1] for w in plain.weights]
+  for a, b in zip(empty.get_weights(), plain.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("categorical,message", [
+    ({"studio": [0, 1, 2]}, r"'studio' must be an int table of shape \[4\]"),
+    ({"studio": [0, 0, -1, 1]}, "negative"),
+    ({"studio": [0.0, 0.0, 1.0, 1.0]}, "int table")])
+def test_bad_extra_tables_are_errors(categorical, message):
+  with pytest.raises(ValueError, match=message):
+    item_content.ItemContent.from_tables(TABLES, num_items=4, categorical=categorical)
+
+
+def test_extra_tables_serialization_and_saved_model_round_trip(tmp_path):
+  layer = _featured_layer()
+  expected = layer(ITEMS).numpy()
+  restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(layer))
+  assert restored.get_config() == layer.get_config()
+  restored(ITEMS)
+  assert not restored.categorical["studio"].numpy().any()  # State: zeros until weights load.
+  restored.set_weights(layer.get_weights())
+  np.testing.assert_allclose(restored(ITEMS).numpy(), expected, rtol=1e-6)
+  items = tf.keras.Input([3], dtype=tf.int32)
+  model = tf.keras.Model(items, _featured_layer()(items))
+  expected = model(ITEMS).numpy()
+  model.save(str(tmp_path / "model"))
+  loaded = tf.keras.models.load_model(str(tmp_path / "model"))
+  np.testing.assert_allclose(loaded(ITEMS).numpy(), expected, rtol=1e-6)

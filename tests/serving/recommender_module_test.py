@@ -508,3 +508,54 @@ def test_saved_model_cli_lists_and_runs_the_signatures(exported):
                               "history=[['m01', 'm02']]"],
                        capture_output=True, text=True, timeout=300, check=True).stdout
   assert "item_ids" in ran and "scores" in ran and ran.count("b'm") == 4
+
+
+def test_export_trained_with_a_user_and_an_item_feature_answers_like_the_keras_model(tmp_path):
+  from tfrs_smoe.data import sequences  # pylint: disable=g-import-not-at-top
+  from tfrs_smoe.data import splits  # pylint: disable=g-import-not-at-top
+  # Users alice, bob, carol are indices 2, 3, 4; bob and carol share a plan; 1 (unknown) has 0.
+  plan = {"plan": np.array([0, 0, 1, 2, 2], np.int32)}
+  studio = {"studio": (np.arange(NUM_ITEMS) % 3).astype(np.int32)}
+  tf.keras.utils.set_random_seed(0)
+  encoder = smoe_bst.SMoEBSTConfig(**{**ENCODER.__dict__, "user_dim": 0, "feature_dim": 3})
+  ranker = smoe_bst.SMoEBST(NUM_ITEMS, 5, FEATURES, encoder,
+                            engagement_multitask.MultitaskConfig(softmax="full"),
+                            max_len=MAX_LEN, item_categorical=studio, user_features=plan)
+  ranker.initialize()
+  rng = np.random.RandomState(0)
+  log = splits.IndexedLog(
+      user=np.repeat(np.arange(2, 5), 8).astype(np.int32),
+      item=rng.randint(2, NUM_ITEMS, 24).astype(np.int32),
+      timestamp=np.tile(np.arange(8), 3).astype(np.int64), engagement=np.ones(24, np.float32),
+      positive=np.ones(24, bool))
+  ranker.compile(tf.keras.optimizers.Adam(1e-2))
+  ranker.fit(sequences.SequencePipeline(MAX_LEN, next_k=1, soft_labels=(1.0,)).sequences(log)
+             .batch(3), epochs=2, verbose=0)
+  assert ranker.encoder.user_features is not None and "studio" in ranker.content.categorical
+  module = recommender_module.RecommenderModule(ranker, ITEM_IDS, USER_IDS, POPULARITY,
+                                                MAX_LEN, k=5)
+  loaded = tf.saved_model.load(export.save_version(module, str(tmp_path / "recs")))
+  history = tf.constant([["m01", "m02", "m03"]] * 4)
+  users = tf.constant(["alice", "bob", "carol", "zed"])  # zed is unknown: index 1.
+  keras_features = {"history": np.pad([[3, 4, 5]] * 4, [[0, 0], [MAX_LEN - 3, 0]]),
+                    "user_index": np.array([2, 3, 4, 1], np.int32)}
+  scores = ranker.score_catalogue(keras_features, ranker.item_table()).numpy()
+  scores[:, :2] = -np.inf
+  scores[:, 3:6] = -np.inf  # The history is never recommended.
+  answer = loaded.signatures["recommend_for_user"](history=history, user_id=users)
+  assert _strings(answer["item_ids"]) == [_ids(np.argsort(-row, kind="stable")[:5])
+                                          for row in scores]
+  np.testing.assert_allclose(answer["scores"].numpy(), -np.sort(-scores, axis=1)[:, :5],
+                             rtol=1e-5, atol=1e-6)
+  candidates = tf.constant([["m07", "m08", "m09"]] * 4)
+  ranked = loaded.signatures["rank_for_user"](history=history, candidates=candidates,
+                                              user_id=users)
+  np.testing.assert_allclose(
+      ranked["scores"].numpy(),
+      ranker.score_candidates(keras_features, np.array([[9, 10, 11]] * 4)).numpy(),
+      rtol=1e-5, atol=1e-6)
+  # The user feature reaches the answer: bob and carol (one plan) get the same expert
+  # weights from the same history; alice (another plan) and the unknown user do not.
+  _, alpha = ranker.user_vector(keras_features)
+  np.testing.assert_allclose(alpha[1].numpy(), alpha[2].numpy(), rtol=1e-6)
+  assert not np.allclose(alpha[0].numpy(), alpha[1].numpy())

@@ -43,13 +43,39 @@ def feature_tables(item_features: Dict[str, np.ndarray],
   return genres, years
 
 
+def categorical_tables(categorical: Optional[Dict[str, np.ndarray]], num_items: int
+                       ) -> Dict[str, np.ndarray]:
+  """The checked [num_items] int32 tables of extra categorical item features, sorted by name.
+
+  Args:
+    categorical: feature name -> [num_items] int value ids, 0 = unknown
+      (`ItemFeatureTables.categorical`); None = none.
+    num_items: item vocabulary size, reserved indices included.
+
+  Raises:
+    ValueError: a table has another shape or holds a negative id (naming the feature).
+  """
+  tables = {}
+  for name, values in sorted((categorical or {}).items()):
+    values = np.asarray(values)
+    if values.shape != (num_items,) or not np.issubdtype(values.dtype, np.integer):
+      raise ValueError(f"item feature {name!r} must be an int table of shape [{num_items}], "
+                       f"got {values.dtype} {list(values.shape)}.")
+    if values.size and values.min() < 0:
+      raise ValueError(f"item feature {name!r} holds negative value ids; 0 is unknown.")
+    tables[name] = values.astype(np.int32)
+  return tables
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
 class ItemContent(tf.keras.layers.Layer):
   """Content vectors [..., dim] of item indices [...], gathering each item's features itself.
 
-  Holds the catalogue's genre and year-bucket tables as non-trainable int32 weights and feeds
-  their rows, with the indices, to a `ContentEmbedding`, so that a model, its checkpoints and
-  its exports need item indices only. The tables are state, like an embedding's matrix: the
+  Holds the catalogue's genre and year-bucket tables, and any extra categorical feature tables
+  (`ItemFeatureTables.categorical`), as non-trainable int32 weights and feeds their rows, with
+  the indices, to a `ContentEmbedding` (which adds one full-size embedding per extra feature to
+  the content vector), so that a model, its checkpoints and its exports need item indices
+  only. The tables are state, like an embedding's matrix: the
   config holds their shapes, and `from_config` makes zero tables that loading the weights (a
   checkpoint or SavedModel) fills. Build one from the tables with `from_tables`.
 
@@ -61,6 +87,9 @@ class ItemContent(tf.keras.layers.Layer):
     item_dim, genre_dim, year_dim: sizes of the content vector's parts (`ContentEmbedding`).
     genres: [num_items, max_genres] initial genre table; None = zeros.
     year_buckets: [num_items] initial year-bucket table; None = zeros.
+    feature_sizes: extra categorical feature name -> value ids + 1; None or {} = none.
+    categorical: feature name -> [num_items] initial value-id table (0 = unknown), for the
+      names of feature_sizes; a missing one is zeros.
 
   Call args:
     items: [...] int item indices.
@@ -78,7 +107,8 @@ class ItemContent(tf.keras.layers.Layer):
   def __init__(self, num_items: int, max_genres: int, num_genres: int, num_year_buckets: int,
                item_dim: int = 48, genre_dim: int = 8, year_dim: int = 8,
                genres: Optional[np.ndarray] = None, year_buckets: Optional[np.ndarray] = None,
-               **kwargs):
+               feature_sizes: Optional[Dict[str, int]] = None,
+               categorical: Optional[Dict[str, np.ndarray]] = None, **kwargs):
     super().__init__(**kwargs)
     if max_genres < 1:
       raise ValueError(f"max_genres must be >= 1, got {max_genres}.")
@@ -86,18 +116,42 @@ class ItemContent(tf.keras.layers.Layer):
     self.max_genres = max_genres
     self.embedding = content_embedding.ContentEmbedding(
         num_items, num_genres, num_year_buckets, item_dim, genre_dim, year_dim,
-        name="embedding")
+        feature_sizes=feature_sizes, name="embedding")
     self.genres = self._table("genres", [num_items, max_genres], genres)
     self.year_buckets = self._table("year_bucket", [num_items], year_buckets)
+    categorical = dict(categorical or {})
+    unknown = sorted(set(categorical) - set(self.embedding.feature_sizes))
+    if unknown:
+      raise ValueError(f"categorical tables {unknown} have no entry in feature_sizes "
+                       f"{dict(self.embedding.feature_sizes)}.")
+    # Made only when there are features: without them the layer's weights are today's.
+    if self.embedding.feature_sizes:
+      self.categorical = {
+          name: self._table(content_embedding.layer_name(name), [num_items],
+                            categorical.get(name))
+          for name in self.embedding.feature_sizes}
 
   @classmethod
   def from_tables(cls, item_features: Dict[str, np.ndarray], num_items: int,
                   item_dim: int = 48, genre_dim: int = 8, year_dim: int = 8,
+                  categorical: Optional[Dict[str, np.ndarray]] = None,
                   **kwargs) -> "ItemContent":
-    """An `ItemContent` over checked tables (`feature_tables`), sized to their largest ids."""
+    """An `ItemContent` over checked tables (`feature_tables`, `categorical_tables`), sized to
+    their largest ids.
+
+    Args:
+      item_features: the genre and year tables (`ItemFeatureTables.as_dict()`).
+      num_items: item vocabulary size.
+      item_dim, genre_dim, year_dim: sizes of the content vector's parts.
+      categorical: extra categorical feature name -> [num_items] value ids
+        (`ItemFeatureTables.categorical`); None = none.
+    """
     genres, years = feature_tables(item_features, num_items)
+    tables = categorical_tables(categorical, num_items)
+    sizes = {name: int(table.max(initial=0)) + 1 for name, table in tables.items()}
     return cls(num_items, genres.shape[1], int(genres.max()) + 1, int(years.max()) + 1,
-               item_dim, genre_dim, year_dim, genres=genres, year_buckets=years, **kwargs)
+               item_dim, genre_dim, year_dim, genres=genres, year_buckets=years,
+               feature_sizes=sizes, categorical=tables, **kwargs)
 
   @staticmethod
   def _table(name, shape, values):
@@ -115,9 +169,12 @@ class ItemContent(tf.keras.layers.Layer):
 
   def call(self, items):
     items = tf.cast(items, tf.int32)
-    return self.embedding({"item": items,
-                           "genres": tf.nn.embedding_lookup(self.genres, items),
-                           "year_bucket": tf.nn.embedding_lookup(self.year_buckets, items)})
+    inputs = {"item": items,
+              "genres": tf.nn.embedding_lookup(self.genres, items),
+              "year_bucket": tf.nn.embedding_lookup(self.year_buckets, items)}
+    for name, table in getattr(self, "categorical", {}).items():
+      inputs[name] = tf.nn.embedding_lookup(table, items)
+    return self.embedding(inputs)
 
   def get_config(self):
     config = super().get_config()
@@ -126,6 +183,6 @@ class ItemContent(tf.keras.layers.Layer):
         "num_items": self.num_items, "max_genres": self.max_genres,
         "num_genres": embedding.num_genres, "num_year_buckets": embedding.num_year_buckets,
         "item_dim": embedding.item_dim, "genre_dim": embedding.genre_dim,
-        "year_dim": embedding.year_dim,
+        "year_dim": embedding.year_dim, "feature_sizes": dict(embedding.feature_sizes),
     })
     return config

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_smoe.data import item_features
+from tfrs_smoe.data import user_features
 from tfrs_smoe.models import popularity
 from tfrs_smoe.models import sasrec
 from tfrs_smoe.models import smoe_bst
@@ -92,9 +93,27 @@ def _positive_counts(split) -> np.ndarray:
   return np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
 
 
-def _tables(split) -> Dict[str, np.ndarray]:
-  return item_features.ItemFeatureTables.from_catalog(split.items,
-                                                      split.item_vocabulary).as_dict()
+def _named(tables: Dict[str, np.ndarray], names, key: str) -> Dict[str, np.ndarray]:
+  """The tables of the features the config names (`key`), in its order; others are left out,
+  so that a data set's own columns (MovieLens' user file) change no model unless named."""
+  missing = [name for name in names if name not in tables]
+  if missing:
+    raise ValueError(f"{key}: {missing} are not features of the split (it has "
+                     f"{sorted(tables)}).")
+  return {name: tables[name] for name in names}
+
+
+def _tables(config, split) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
+                                    Dict[str, np.ndarray]]:
+  """(genre and year tables, the named extra item features, the named user features): the
+  categorical columns of `data.item_features` / `data.user_features` as [num_items] /
+  [num_users] value-id tables (`ItemFeatureTables.categorical`, `UserFeatureTables.tables`)."""
+  items = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+  users = user_features.UserFeatureTables.from_table(getattr(split, "users", None),
+                                                     split.user_vocabulary)
+  return (items.as_dict(),
+          _named(items.categorical, config.data.item_features, "data.item_features"),
+          _named(users.tables, config.data.user_features, "data.user_features"))
 
 
 def _build_popularity(config, split) -> tf.keras.Model:
@@ -105,10 +124,12 @@ def _build_popularity(config, split) -> tf.keras.Model:
 def _build_sequential(config, split, windows) -> tf.keras.Model:
   encoder = config.model.encoder if windows is None else dataclasses.replace(
       config.model.encoder, expert_windows=windows)
+  tables, item_categorical, user_tables = _tables(config, split)
   model = smoe_bst.SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size,
-                           _tables(split), encoder, config.model.task,
+                           tables, encoder, config.model.task,
                            max_len=config.data.max_len,
-                           candidate_counts=_positive_counts(split))
+                           candidate_counts=_positive_counts(split),
+                           item_categorical=item_categorical, user_features=user_tables)
   model.initialize()
   return model
 
@@ -131,9 +152,11 @@ def _build_bst(config, split) -> tf.keras.Model:
 
 def _build_two_tower(config, split) -> tf.keras.Model:
   max_len = config.data.max_len
+  tables, item_categorical, user_tables = _tables(config, split)
   model = two_tower.TwoTower(split.item_vocabulary.size, split.user_vocabulary.size,
-                             _tables(split), config.model.encoder, config.model.two_tower,
-                             max_len=max_len, candidate_counts=_positive_counts(split))
+                             tables, config.model.encoder, config.model.two_tower,
+                             max_len=max_len, candidate_counts=_positive_counts(split),
+                             item_categorical=item_categorical, user_features=user_tables)
   model({"history": tf.zeros([1, max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
   return model
 

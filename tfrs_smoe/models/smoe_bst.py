@@ -43,6 +43,10 @@ class SMoEBSTConfig:
     gate_context: context features fed to the gate besides the user embedding, from
       `history_encoder.GATE_CONTEXTS` (() = none, the paper's gate).
     scorer: "dot" or "mlp" (`CandidateScorer`); scorer_hidden_units: the MLP's layers.
+    feature_dim: size of each categorical user feature's embedding (`data.user_features`), fed
+      to S-MoE-BST's gate and the two-tower query tower; BST (one expert, no gate) and SASRec
+      take no user features. Categorical item features (`data.item_features`) are embedded at
+      the content vector's full size and added to it, so they change no dimension.
   """
 
   item_dim: int = 48
@@ -67,6 +71,7 @@ class SMoEBSTConfig:
   gate_context: Tuple[str, ...] = ()
   scorer: str = "dot"
   scorer_hidden_units: Tuple[int, ...] = (64,)
+  feature_dim: int = 8
 
   def __post_init__(self):
     if self.block not in timescale_experts.BLOCKS:
@@ -80,6 +85,8 @@ class SMoEBSTConfig:
                        f"one block, got {self.shared_blocks} and {self.num_blocks}.")
     if not 0.0 <= self.expert_dropout < 1.0:
       raise ValueError(f"encoder.expert_dropout must be in [0, 1), got {self.expert_dropout}.")
+    if not 1 <= self.feature_dim <= 1024:
+      raise ValueError(f"encoder.feature_dim must be in [1, 1024], got {self.feature_dim}.")
     unknown = sorted(set(self.gate_context) - set(history_encoder.GATE_CONTEXTS))
     if unknown:
       raise ValueError(f"encoder.gate_context: unknown {unknown}; available: "
@@ -88,8 +95,11 @@ class SMoEBSTConfig:
 
 def build_history_encoder(config: SMoEBSTConfig, num_users: int, max_len: int,
                           windows: Optional[Tuple[int, ...]] = None,
-                          name: str = "encoder") -> history_encoder.HistoryEncoder:
-  """The `HistoryEncoder` of `config` (with `windows` instead of its expert_windows if given)."""
+                          name: str = "encoder",
+                          user_features: Optional[Dict[str, np.ndarray]] = None
+                          ) -> history_encoder.HistoryEncoder:
+  """The `HistoryEncoder` of `config` (with `windows` instead of its expert_windows if given),
+  its gate reading `user_features` (name -> [num_users] value ids) when it has one."""
   return history_encoder.HistoryEncoder(
       num_users, config.expert_windows if windows is None else windows, config.num_blocks,
       config.num_heads, config.feed_forward_dim, config.dropout, max_len,
@@ -98,7 +108,8 @@ def build_history_encoder(config: SMoEBSTConfig, num_users: int, max_len: int,
       gate_temperature=config.gate_temperature, gate_noise_stddev=config.gate_noise_stddev,
       entropy_weight=config.entropy_weight, target_entropy=config.target_entropy,
       balance_weight=config.balance_weight, expert_dropout=config.expert_dropout,
-      gate_context=config.gate_context, name=name)
+      gate_context=config.gate_context, feature_dim=config.feature_dim,
+      user_features=user_features, name=name)
 
 
 class SMoEBST(tfrs.models.Model):
@@ -124,6 +135,11 @@ class SMoEBST(tfrs.models.Model):
     max_len: history length.
     candidate_counts: optional [num_items] training positives per item, for the task's
       popularity sampler and its logQ correction (`task.negative_sampler: popularity`).
+    item_categorical: optional extra categorical item features, name -> [num_items] value
+      ids (`ItemFeatureTables.categorical`), each embedded and added to the content vector.
+    user_features: optional categorical user features, name -> [num_users] value ids
+      (`UserFeatureTables.tables`), embedded (`config.feature_dim` each) into the gate's
+      input, gathered by "user_index"; ignored with one expert (BST has no gate).
 
   Call args of `call` (scoring the whole catalogue) and `score_candidates`:
     features: "history" [batch, max_len] int item indices (left-padded, most recent last)
@@ -139,7 +155,9 @@ class SMoEBST(tfrs.models.Model):
 
   def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],
                config: SMoEBSTConfig, task_config: engagement_multitask.MultitaskConfig,
-               max_len: int = 50, candidate_counts: Optional[np.ndarray] = None, **kwargs):
+               max_len: int = 50, candidate_counts: Optional[np.ndarray] = None,
+               item_categorical: Optional[Dict[str, np.ndarray]] = None,
+               user_features: Optional[Dict[str, np.ndarray]] = None, **kwargs):
     super().__init__(**kwargs)
     self.config = config
     self.task_config = task_config
@@ -147,8 +165,9 @@ class SMoEBST(tfrs.models.Model):
     self.max_len = max_len
     self.content = item_content.ItemContent.from_tables(
         item_features, num_items, config.item_dim, config.genre_dim, config.year_dim,
-        name="content")
-    self.encoder = build_history_encoder(config, num_users, max_len)
+        categorical=item_categorical, name="content")
+    self.encoder = build_history_encoder(config, num_users, max_len,
+                                         user_features=user_features)
     self.scorer = candidate_scorer.CandidateScorer(config.scorer, config.scorer_hidden_units,
                                                    name="scorer")
     self.completion_head = None

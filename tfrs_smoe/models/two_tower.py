@@ -10,6 +10,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_smoe import distribute
 from tfrs_smoe.layers import frequency_estimator
 from tfrs_smoe.layers import item_content
+from tfrs_smoe.layers import user_content
 from tfrs_smoe.models import smoe_bst
 
 CORRECTIONS = ("none", "counts", "streaming")
@@ -96,6 +97,12 @@ class TwoTower(tfrs.models.Model):
     config: `TwoTowerConfig`.
     max_len: history length.
     candidate_counts: [num_items] training positives per item; needed by correction "counts".
+    item_categorical: optional extra categorical item features, name -> [num_items] value
+      ids (`ItemFeatureTables.categorical`), added to the content vector both towers read.
+    user_features: optional categorical user features, name -> [num_users] value ids
+      (`UserFeatureTables.tables`): their embeddings (`encoder.feature_dim` each, gathered by
+      "user_index") join the query tower's input, and the gate's with "smoe_bst" (one
+      `UserContent`, shared).
 
   Call args of `call` (scoring the whole catalogue):
     features: "history" [batch, max_len] int item indices (left-padded, most recent last) and
@@ -111,25 +118,34 @@ class TwoTower(tfrs.models.Model):
 
   def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],
                encoder: smoe_bst.SMoEBSTConfig, config: TwoTowerConfig, max_len: int = 50,
-               candidate_counts: Optional[np.ndarray] = None, **kwargs):
+               candidate_counts: Optional[np.ndarray] = None,
+               item_categorical: Optional[Dict[str, np.ndarray]] = None,
+               user_features: Optional[Dict[str, np.ndarray]] = None, **kwargs):
     super().__init__(**kwargs)
     self.config = config
     self.num_items = num_items
     self.max_len = max_len
     self.content = item_content.ItemContent.from_tables(
         item_features, num_items, encoder.item_dim, encoder.genre_dim, encoder.year_dim,
-        name="content")
+        categorical=item_categorical, name="content")
     self.encoder = None
     if config.history_encoder != "mean":
       # S-MoE-BST's own history encoder; its user embedding (if any) also feeds the query tower.
       self.encoder = smoe_bst.build_history_encoder(
           encoder, num_users, max_len,
-          windows=(0,) if config.history_encoder == "bst" else None)
+          windows=(0,) if config.history_encoder == "bst" else None,
+          user_features=user_features)
     self.user_embedding = None
     if self.encoder is not None and self.encoder.user_embedding is not None:
       self.user_embedding = self.encoder.user_embedding
     elif encoder.user_dim:
       self.user_embedding = tf.keras.layers.Embedding(num_users, encoder.user_dim, name="user")
+    self.user_features = None
+    if self.encoder is not None and self.encoder.user_features is not None:
+      self.user_features = self.encoder.user_features
+    elif user_features:
+      self.user_features = user_content.UserContent.from_tables(
+          user_features, num_users, encoder.feature_dim, name="user_features")
     self.query_tower = _tower(config.query_hidden_units, "query_tower")
     self.candidate_tower = _tower(config.candidate_hidden_units, "candidate_tower")
     self.candidate_probability = None
@@ -173,6 +189,8 @@ class TwoTower(tfrs.models.Model):
     parts = [self.history_vector(features, training)]
     if self.user_embedding is not None:
       parts.append(self.user_embedding(tf.cast(features["user_index"], tf.int32)))
+    if self.user_features is not None:
+      parts.append(self.user_features(tf.cast(features["user_index"], tf.int32)))
     return self.query_tower(tf.concat(parts, axis=-1), training=training)
 
   def candidate_vector(self, items: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
