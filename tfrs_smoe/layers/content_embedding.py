@@ -3,6 +3,7 @@
 import re
 from typing import Dict, Optional
 
+import numpy as np
 import tensorflow as tf
 
 # Input keys of the genre and year parts; an extra categorical feature cannot take them.
@@ -26,6 +27,30 @@ def checked_sizes(sizes: Optional[Dict[str, int]], what: str) -> Dict[str, int]:
                      f"({names}); rename a column.")
   return sizes
 
+
+
+def checked_id_tables(tables: Optional[Dict[str, np.ndarray]], size: int, kind: str
+                      ) -> Dict[str, np.ndarray]:
+  """[size] int32 value-id tables of categorical features, checked and sorted by name.
+
+  Args:
+    tables: feature name -> [size] int value ids, 0 = unknown; None = none.
+    size: rows each table must have (the item or user vocabulary size).
+    kind: what the features are, for the errors ("item feature", "user feature").
+
+  Raises:
+    ValueError: a table has another shape or holds a negative id (naming the feature).
+  """
+  checked = {}
+  for name, values in sorted((tables or {}).items()):
+    values = np.asarray(values)
+    if values.shape != (size,) or not np.issubdtype(values.dtype, np.integer):
+      raise ValueError(f"{kind} {name!r} must be an int table of shape [{size}], "
+                       f"got {values.dtype} {list(values.shape)}.")
+    if values.size and values.min() < 0:
+      raise ValueError(f"{kind} {name!r} holds negative value ids; 0 is unknown.")
+    checked[name] = values.astype(np.int32)
+  return checked
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
 class ContentEmbedding(tf.keras.layers.Layer):

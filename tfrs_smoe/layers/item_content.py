@@ -55,16 +55,7 @@ def categorical_tables(categorical: Optional[Dict[str, np.ndarray]], num_items: 
   Raises:
     ValueError: a table has another shape or holds a negative id (naming the feature).
   """
-  tables = {}
-  for name, values in sorted((categorical or {}).items()):
-    values = np.asarray(values)
-    if values.shape != (num_items,) or not np.issubdtype(values.dtype, np.integer):
-      raise ValueError(f"item feature {name!r} must be an int table of shape [{num_items}], "
-                       f"got {values.dtype} {list(values.shape)}.")
-    if values.size and values.min() < 0:
-      raise ValueError(f"item feature {name!r} holds negative value ids; 0 is unknown.")
-    tables[name] = values.astype(np.int32)
-  return tables
+  return content_embedding.checked_id_tables(categorical, num_items, "item feature")
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")

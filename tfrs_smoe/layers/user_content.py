@@ -20,16 +20,7 @@ def user_feature_tables(user_features: Optional[Dict[str, np.ndarray]], num_user
   Raises:
     ValueError: a table has another shape or holds a negative id (naming the feature).
   """
-  tables = {}
-  for name, values in sorted((user_features or {}).items()):
-    values = np.asarray(values)
-    if values.shape != (num_users,) or not np.issubdtype(values.dtype, np.integer):
-      raise ValueError(f"user feature {name!r} must be an int table of shape [{num_users}], "
-                       f"got {values.dtype} {list(values.shape)}.")
-    if values.size and values.min() < 0:
-      raise ValueError(f"user feature {name!r} holds negative value ids; 0 is unknown.")
-    tables[name] = values.astype(np.int32)
-  return tables
+  return content_embedding.checked_id_tables(user_features, num_users, "user feature")
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
