@@ -370,3 +370,110 @@ def test_catalogue_sampler_saved_model_round_trip(tmp_path):
   counts = [v for v in loaded.task.variables if "counts" in v.name]
   assert len(counts) == 1
   np.testing.assert_array_equal(counts[0].numpy(), COUNTS.astype(np.float32))
+
+
+# Next-K "auxiliary" mode: target 1 in the main terms, targets 2..K through the future head.
+
+
+def _full_softmax_reference(query, table, targets, weights):
+  logits = query @ table.T
+  positive = np.take_along_axis(logits, targets, axis=1)
+  logits[:, :2] = -1e9  # Padding and OOV never compete.
+  lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+  return np.sum(weights * (lse[:, None] - positive)) / weights.sum()
+
+
+def _auxiliary_task(head_kernel=None, **weights):
+  head = multitask.default_future_head(4)
+  head.build([None, 4])
+  if head_kernel is not None:
+    head.kernel.assign(head_kernel)
+  config = multitask.MultitaskConfig(**{"softmax": "full", "ctr_weight": 0.0,
+                                        "hinge_weight": 0.0, "completion_weight": 0.0,
+                                        "next_k_mode": "auxiliary", "next_k_weight": 0.5,
+                                        **weights})
+  return multitask.EngagementMultitask(config, candidate_scorer.CandidateScorer("dot"),
+                                       future_head=head)
+
+
+def test_auxiliary_next_k_matches_numpy():
+  batch = _batch()
+  kernel = np.random.RandomState(3).normal(size=[4, 4]).astype(np.float32)
+  _, _, _, weights, _ = _reference_parts(batch)
+  main = _full_softmax_reference(batch["query"], batch["item_table"], batch["targets"][:, :1],
+                                 weights[:, :1])
+  future = _full_softmax_reference(batch["query"] @ kernel, batch["item_table"],
+                                   batch["targets"][:, 1:], weights[:, 1:])
+  np.testing.assert_allclose(_loss(_auxiliary_task(kernel), batch), main + 0.5 * future,
+                             rtol=1e-5)
+
+
+def test_auxiliary_next_k_keeps_ctr_and_hinge_on_the_next_item():
+  batch = _batch()
+  scores, positive, negative, weights, valid = _reference_parts(batch)
+  margins = np.maximum(0, 1.0 - (positive[:, :1, None] - negative[:, None, :]))
+  pairs = weights[:, :1, None] * valid[:, None, :]
+  expected = np.sum(pairs * margins) / pairs.sum()
+  task = _auxiliary_task(softmax_weight=0.0, hinge_weight=1.0, next_k_weight=0.0)
+  np.testing.assert_allclose(_loss(task, batch), expected, rtol=1e-5)
+  del scores
+
+
+def test_auxiliary_next_k_with_one_target_is_the_joint_loss():
+  batch = {**_batch(), "targets": _batch()["targets"][:, :1],
+           "target_weights": _batch()["target_weights"][:, :1],
+           "target_engagement": _batch()["target_engagement"][:, :1]}
+  joint = _task(softmax="full", softmax_weight=1.0)
+  np.testing.assert_allclose(_loss(_auxiliary_task(), batch), _loss(joint, batch), rtol=1e-6)
+
+
+def test_future_head_gets_gradients_and_the_served_vector_does_not_score_future_items():
+  batch = _batch()
+  task = _auxiliary_task(softmax_weight=0.0)
+  query = tf.Variable(batch["query"])
+  with tf.GradientTape() as tape:
+    loss = task(query, batch["targets"], batch["target_weights"], batch["target_engagement"],
+                batch["negatives"], batch["item_table"])
+  kernel_gradient, query_gradient = tape.gradient(loss, [task._future_head.kernel, query])
+  assert np.abs(kernel_gradient.numpy()).sum() > 0
+  assert np.abs(query_gradient.numpy()).sum() > 0  # The encoder learns through the head.
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"next_k_mode": "both"}, "task.next_k_mode"),
+    ({"next_k_weight": -0.1}, "task.next_k_weight"),
+    ({"next_k_mode": "auxiliary", "softmax": "none"}, "task.softmax"),
+    ({"hinge_margin": -1.0}, "task.hinge_margin"),
+    ({"engagement_threshold": 1.5}, "task.engagement_threshold")])
+def test_bad_next_k_and_engagement_config_names_the_key(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    multitask.MultitaskConfig(**kwargs)
+
+
+def test_auxiliary_mode_needs_a_future_head():
+  with pytest.raises(ValueError, match="future_head"):
+    multitask.EngagementMultitask(multitask.MultitaskConfig(next_k_mode="auxiliary"),
+                                  candidate_scorer.CandidateScorer("dot"))
+
+
+def test_auxiliary_task_serialization_and_saved_model_round_trip(tmp_path):
+  batch = _batch()
+  kernel = np.random.RandomState(4).normal(size=[4, 4]).astype(np.float32)
+  task = _auxiliary_task(kernel)
+  expected = _loss(task, batch)
+  restored = tf.keras.utils.deserialize_keras_object(
+      tf.keras.utils.serialize_keras_object(task))
+  restored._future_head.build([None, 4])
+  assert restored.get_config() == task.get_config()
+  restored._future_head.set_weights(task._future_head.get_weights())
+  np.testing.assert_allclose(_loss(restored, batch), expected, rtol=1e-6)
+  names = ("query", "targets", "target_weights", "target_engagement", "negatives", "item_table")
+  module = tf.Module()
+  module.task = task
+  module.loss = tf.function(
+      lambda *inputs: task(*inputs),
+      input_signature=[tf.TensorSpec(batch[name].shape, batch[name].dtype) for name in names])
+  tf.saved_model.save(module, str(tmp_path / "task"))
+  loaded = tf.saved_model.load(str(tmp_path / "task"))
+  np.testing.assert_allclose(loaded.loss(*[batch[name] for name in names]).numpy(), expected,
+                             rtol=1e-5)

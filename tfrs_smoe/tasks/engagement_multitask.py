@@ -15,6 +15,7 @@ from tfrs_smoe.layers import catalogue_sampler
 SOFTMAX_MODES = ("full", "in_batch", "sampled", "none")
 NEGATIVE_SAMPLERS = ("rows",) + catalogue_sampler.DISTRIBUTIONS
 SAMPLING_CORRECTIONS = catalogue_sampler.CORRECTIONS
+NEXT_K_MODES = ("joint", "auxiliary")
 # The logit of a masked candidate (an accidental hit): far below any score, still finite.
 _MASKED_LOGIT = -1e9
 
@@ -49,6 +50,15 @@ class MultitaskConfig:
       0.75 is word2vec's).
     estimator_buckets, estimator_hashes, estimator_learning_rate: H per hash function
       (0 = 2 x the catalogue), m and alpha of the "streaming" estimator.
+    next_k_mode: how targets 2..K of a position (`data.next_k` > 1) train. "joint" (the
+      paper's reading): every target, weighted by its soft label, in every loss term and
+      scored by the same user vector as the next item. "auxiliary": the next item alone in
+      the main terms; targets 2..K in one extra softmax term (`softmax`'s mode) scored by a
+      separate linear head on the user vector (`future_head`, identity-initialised), so that
+      the served user vector is trained on the next item only and the future items shape
+      the shared encoder through the head. With next_k 1 both modes are the same loss.
+    next_k_weight: weight of the "auxiliary" mode's future-target term (its soft labels
+      weigh the targets within it).
   """
 
   softmax: str = "full"
@@ -67,13 +77,28 @@ class MultitaskConfig:
   estimator_buckets: int = 0
   estimator_hashes: int = 2
   estimator_learning_rate: float = 0.01
+  next_k_mode: str = "joint"
+  next_k_weight: float = 0.2
 
   def __post_init__(self):
+    if self.next_k_mode not in NEXT_K_MODES:
+      raise ValueError(f"task.next_k_mode must be one of {NEXT_K_MODES}, got "
+                       f"{self.next_k_mode!r}.")
+    if self.next_k_weight < 0:
+      raise ValueError(f"task.next_k_weight must be >= 0, got {self.next_k_weight}.")
+    if self.next_k_mode == "auxiliary" and self.softmax == "none":
+      raise ValueError("task.next_k_mode 'auxiliary' trains the future targets with a softmax "
+                       "term: it needs task.softmax other than 'none'.")
     if self.softmax not in SOFTMAX_MODES:
       raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {self.softmax!r}.")
     weights = (self.softmax_weight, self.ctr_weight, self.hinge_weight, self.completion_weight)
     if min(weights) < 0 or self.num_negatives < 1:
       raise ValueError("loss weights must be >= 0 and num_negatives >= 1.")
+    if self.hinge_margin < 0:
+      raise ValueError(f"task.hinge_margin must be >= 0, got {self.hinge_margin}.")
+    if not 0.0 <= self.engagement_threshold <= 1.0:
+      raise ValueError("task.engagement_threshold is a completion rate in [0, 1], got "
+                       f"{self.engagement_threshold}.")
     if self.negative_sampler not in NEGATIVE_SAMPLERS:
       raise ValueError(f"task.negative_sampler must be one of {NEGATIVE_SAMPLERS}, got "
                        f"{self.negative_sampler!r}.")
@@ -148,10 +173,19 @@ class EngagementMultitask(tf.keras.layers.Layer):
   softplus(logsumexp(sampled) - positive). The cost is one [P, S] score matrix instead of
   the full softmax's [P, num_items].
 
+  Next-K (`config.next_k_mode`): "joint" keeps all K targets in every term above.
+  "auxiliary" splits the rows' targets first: target 1 goes through the terms above, targets
+  2..K (soft label x W as weights) through one more softmax term, `loss_next_k`, of the same
+  softmax mode, scored by `future_head(query)` against the rows' negatives (or the catalogue)
+  instead of by `query`, and weighted by `config.next_k_weight`.
+
   Args:
     config: `MultitaskConfig`.
     scorer: the model's `CandidateScorer` (shared with the model, so the loss scores with the
       serving weights); `from_config` builds a new one from its config.
+    future_head: the layer [P, dim] -> [P, dim] whose output scores targets 2..K in
+      "auxiliary" mode (e.g. `default_future_head(dim)`); required in that mode, ignored in
+      "joint".
     candidate_counts: [num_items] training positives per item; required with the
       "popularity" sampler (its distribution, and Q with "counts"). Held by the sampler as
       a non-trainable weight, saved with checkpoints.
@@ -180,8 +214,12 @@ class EngagementMultitask(tf.keras.layers.Layer):
 
   def __init__(self, config: MultitaskConfig, scorer: candidate_scorer.CandidateScorer,
                candidate_counts: Optional[np.ndarray] = None, num_items: Optional[int] = None,
-               **kwargs):
+               future_head: Optional[tf.keras.layers.Layer] = None, **kwargs):
     super().__init__(**kwargs)
+    if config.next_k_mode == "auxiliary" and future_head is None:
+      raise ValueError("task.next_k_mode 'auxiliary' needs a future_head layer (e.g. "
+                       "default_future_head(dim)).")
+    self._future_head = future_head if config.next_k_mode == "auxiliary" else None
     if config.softmax in ("full", "in_batch") and scorer.mode != "dot":
       raise ValueError(f"softmax={config.softmax!r} needs the dot scorer; use 'sampled' with "
                        f"the {scorer.mode!r} scorer.")
@@ -213,17 +251,23 @@ class EngagementMultitask(tf.keras.layers.Layer):
   def call(self, query, targets, target_weights, target_engagement, negatives, item_table,
            completion=None, training=None):
     config = self.config
+    future = None
+    all_targets = targets  # A row's every target is no negative of it, in any term.
+    if self._future_head is not None and targets.shape[1] != 1:
+      future = (targets[:, 1:], target_weights[:, 1:], target_engagement[:, 1:])
+      targets, target_weights = targets[:, :1], target_weights[:, :1]
+      target_engagement = target_engagement[:, :1]
     weights = target_weights * engagement_weights(target_engagement, config.engagement_slope,
                                                   config.engagement_threshold)
     positive_scores = self._scorer((query, tf.gather(item_table, targets)))  # [P, K]
-    hit = tf.reduce_any(negatives[:, :, tf.newaxis] == targets[:, tf.newaxis, :], axis=-1)
+    hit = tf.reduce_any(negatives[:, :, tf.newaxis] == all_targets[:, tf.newaxis, :], axis=-1)
     negative_valid = tf.cast((negatives > 0) & ~hit, query.dtype)  # [P, M]
     negative_scores = self._scorer((query, tf.gather(item_table, negatives)))  # [P, M]
     losses = {}
     if config.softmax_weight > 0 and config.softmax != "none":
       losses["softmax"] = (config.softmax_weight, self._softmax_loss(
           query, targets, weights, positive_scores, negative_scores, negative_valid,
-          item_table, training))
+          item_table, training, hit_targets=all_targets))
     if config.ctr_weight > 0:
       bce = tf.nn.sigmoid_cross_entropy_with_logits
       total = (tf.reduce_sum(weights * bce(tf.ones_like(positive_scores), positive_scores))
@@ -242,6 +286,9 @@ class EngagementMultitask(tf.keras.layers.Layer):
       losses["completion"] = (config.completion_weight, _mean(
           tf.reduce_sum(present * tf.square(completion - target_engagement[:, 0])),
           tf.reduce_sum(present)))
+    if future is not None and config.next_k_weight > 0:
+      losses["next_k"] = (config.next_k_weight, self._future_loss(
+          query, all_targets, future, negatives, item_table))
     total_loss = tf.constant(0.0)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     for name, (weight, loss) in losses.items():
@@ -250,12 +297,29 @@ class EngagementMultitask(tf.keras.layers.Layer):
       total_loss += weight * loss
     return total_loss
 
+  def _future_loss(self, query, all_targets, future, negatives, item_table):
+    """The "auxiliary" next-K term: targets 2..K scored by `future_head(query)`."""
+    targets, target_weights, target_engagement = future
+    future_query = self._future_head(query)
+    weights = target_weights * engagement_weights(
+        target_engagement, self.config.engagement_slope, self.config.engagement_threshold)
+    hit = tf.reduce_any(negatives[:, :, tf.newaxis] == all_targets[:, tf.newaxis, :], axis=-1)
+    negative_valid = tf.cast((negatives > 0) & ~hit, query.dtype)
+    positive_scores = self._scorer((future_query, tf.gather(item_table, targets)))
+    negative_scores = self._scorer((future_query, tf.gather(item_table, negatives)))
+    # training=False: the streaming estimator counts each position's next item once, in the
+    # main term.
+    return self._softmax_loss(future_query, targets, weights, positive_scores, negative_scores,
+                              negative_valid, item_table, training=False,
+                              hit_targets=all_targets)
+
   def _softmax_loss(self, query, targets, weights, positive_scores, negative_scores,
-                    negative_valid, item_table, training=None):
-    """Weighted mean cross-entropy of each target against its softmax's candidates."""
+                    negative_valid, item_table, training=None, hit_targets=None):
+    """Weighted mean cross-entropy of each target against its softmax's candidates;
+    `hit_targets` [P, K'] (default `targets`) are the row's items no sampled negative may be."""
     if self._sampler is not None:
       cross_entropy = self._catalogue_cross_entropy(query, targets, weights, positive_scores,
-                                                    item_table, training)
+                                                    item_table, training, hit_targets)
     elif self.config.softmax == "full":
       # Reserved indices (padding, out-of-vocabulary) never compete: they are left out of
       # the table instead of masked in the [P, num_items] logits.
@@ -276,8 +340,9 @@ class EngagementMultitask(tf.keras.layers.Layer):
     return _mean(tf.reduce_sum(weights * cross_entropy), tf.reduce_sum(weights))
 
   def _catalogue_cross_entropy(self, query, targets, weights, positive_scores, item_table,
-                               training):
+                               training, hit_targets=None):
     """[P, K] cross-entropy of each target against the batch's S catalogue negatives."""
+    hit_targets = targets if hit_targets is None else hit_targets
     rows = item_table.shape[0]
     if self.num_items is not None and rows is not None and rows != self.num_items:
       raise ValueError(f"item_table has {rows} rows but the sampler's catalogue (the "
@@ -294,7 +359,8 @@ class EngagementMultitask(tf.keras.layers.Layer):
       positive_logits = correction(positive_scores, q_positives / largest)
       sampled_scores = correction(sampled_scores, (q_sampled / largest)[tf.newaxis, :])
     hit = tf.reduce_any(sampled[tf.newaxis, :, tf.newaxis]
-                        == tf.cast(targets, sampled.dtype)[:, tf.newaxis, :], axis=-1)  # [P, S]
+                        == tf.cast(hit_targets, sampled.dtype)[:, tf.newaxis, :],
+                        axis=-1)  # [P, S]
     sampled_scores = tf.where(hit, tf.cast(_MASKED_LOGIT, sampled_scores.dtype),
                               sampled_scores)
     negative_lse = tf.reduce_logsumexp(sampled_scores, axis=-1, keepdims=True)  # [P, 1]
@@ -321,6 +387,8 @@ class EngagementMultitask(tf.keras.layers.Layer):
     config.update({"config": dataclasses.asdict(self.config),
                    "scorer": tf.keras.layers.serialize(self._scorer),
                    "num_items": self.num_items})
+    if self._future_head is not None:
+      config["future_head"] = tf.keras.layers.serialize(self._future_head)
     return config
 
   @classmethod
@@ -328,4 +396,13 @@ class EngagementMultitask(tf.keras.layers.Layer):
     config = dict(config)
     task_config = MultitaskConfig(**config.pop("config"))
     scorer = tf.keras.layers.deserialize(config.pop("scorer"))
+    if config.get("future_head") is not None:
+      config["future_head"] = tf.keras.layers.deserialize(config["future_head"])
     return cls(task_config, scorer, **config)
+
+
+def default_future_head(dim: int, name: str = "future_head") -> tf.keras.layers.Layer:
+  """The "auxiliary" next-K head: a linear map [P, dim] -> [P, dim], initialised to the
+  identity (so training starts where "joint" mode would) and free to move the future targets'
+  scores away from the served user vector."""
+  return tf.keras.layers.Dense(dim, kernel_initializer="identity", name=name)
