@@ -2,7 +2,9 @@
 
 Configs are nested dataclasses (as in TF Model Garden). Overrides are YAML or JSON mappings, given
 inline or as a file path, applied field by field with type checks: an unknown key or a value of
-the wrong type is an error that names the key and lists the valid ones.
+the wrong type is an error that names the key and lists the valid ones. Every field's range is
+checked when a config is made (`__post_init__`, so overrides and params.yaml too), with an error
+that names the key, e.g. "train.learning_rate must be >= 0 and finite, got -0.1."
 
 Example:
   >>> config = override(ExperimentConfig(), "data: {max_len: 20}\\ntrain: {epochs: 2}")
@@ -11,7 +13,9 @@ Example:
 """
 
 import dataclasses
+import math
 import os
+import re
 import typing
 from typing import Any, Dict, Optional, Tuple
 
@@ -19,7 +23,9 @@ import yaml
 
 from tfrs_smoe import distribute as distribute_lib
 from tfrs_smoe.data import hard_negatives
+from tfrs_smoe.data import movielens_files
 from tfrs_smoe.data import watch_log_format
+from tfrs_smoe.evaluation import metrics as metrics_lib
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.models import registry
 from tfrs_smoe.models import sasrec as sasrec_lib
@@ -28,6 +34,33 @@ from tfrs_smoe.models import two_tower as two_tower_lib
 from tfrs_smoe.tasks import engagement_multitask
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+SPLITS = ("leave_one_out", "time")
+# The configs of `streaming_logs.StreamingLogs` (not imported here: it pulls in TFDS; a test
+# keeps the two lists equal).
+STREAMING_LOGS_CONFIGS = ("tiny", "small", "medium", "large")
+# The seeds NumPy takes (`tf.keras.utils.set_random_seed` seeds NumPy too).
+MAX_SEED = 2**32 - 1
+# A validation metric of early stopping: "<name>@<k>" with k one of eval.ks
+# (`metrics.metric_names`, the keys `RankingValidation` logs with a "val_" prefix).
+_MONITOR = re.compile(r"(ndcg|recall|mrr)@([1-9][0-9]*)")
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+  """Raises ValueError("<key> must be <rule>, got <value>.") unless `ok`."""
+  if not ok:
+    raise ValueError(f"{key} must be {rule}, got {value!r}.")
+
+
+def _check_dataset(dataset: str) -> None:
+  """Raises a ValueError naming data.dataset unless `load_watch_log` knows `dataset`."""
+  variants = {"streaming_logs": STREAMING_LOGS_CONFIGS,
+              "movielens": tuple(movielens_files.FORMATS), "watch_log": ()}
+  name, slash, variant = dataset.partition("/")
+  if name not in variants or (slash and variant not in variants[name]):
+    raise ValueError(
+        f"data.dataset: Unknown dataset {dataset!r}; use streaming_logs[/"
+        f"{'|'.join(STREAMING_LOGS_CONFIGS)}], movielens[/{'|'.join(movielens_files.FORMATS)}] "
+        "(the format is detected without it) or watch_log.")
 
 
 @dataclasses.dataclass
@@ -94,6 +127,24 @@ class DataConfig:
     if self.abandonment_threshold is not None and not 0.0 <= self.abandonment_threshold < 1.0:
       raise ValueError("data.abandonment_threshold must be in [0, 1) or null, got "
                        f"{self.abandonment_threshold}.")
+    _check_dataset(self.dataset)
+    _require(self.split in SPLITS, "data.split", f"one of {SPLITS}", self.split)
+    _require(self.min_positives >= 3, "data.min_positives",
+             ">= 3 (test, validation and one history item)", self.min_positives)
+    for name in ("validation_fraction", "test_fraction"):
+      value = getattr(self, name)
+      _require(0.0 < value < 1.0, f"data.{name}", "in (0, 1)", value)
+    if not self.validation_fraction + self.test_fraction < 1.0:
+      raise ValueError("data.validation_fraction + data.test_fraction must be < 1 (what is left "
+                       f"is the training period), got {self.validation_fraction} + "
+                       f"{self.test_fraction}.")
+    _require(self.max_len >= 1, "data.max_len", ">= 1", self.max_len)
+    _require(self.next_k >= 1, "data.next_k", ">= 1", self.next_k)
+    if len(self.soft_labels) != self.next_k:
+      raise ValueError(f"data.soft_labels must have data.next_k = {self.next_k} values, got "
+                       f"{list(self.soft_labels)}.")
+    _require(all(0.0 < label <= 1.0 for label in self.soft_labels), "data.soft_labels",
+             "label weights in (0, 1]", list(self.soft_labels))
 
 
 @dataclasses.dataclass
@@ -151,11 +202,14 @@ class TrainConfig:
     early_stopping_start_epoch: epochs trained before early stopping starts watching
       `monitor`; validation metrics of sequence models on MovieLens dip after a few epochs and
       climb past the early peak later, so a short patience alone stops them in the dip.
-    monitor: validation metric of early stopping, e.g. "ndcg@10".
+    monitor: validation metric of early stopping: ndcg@k, recall@k or mrr@k with k one of
+      eval.ks, e.g. "ndcg@10".
     phns: personalised hard negatives for training (preset "none" keeps the model's in-batch
       negatives).
     backup_every_steps: steps between fault-tolerance backups into model_dir/backup (0 = at the
       end of every epoch); a run killed mid-way and started again resumes from its backup.
+    log_every_steps: steps between TensorBoard scalars of the learning rate and the losses
+      (`step_*` in model_dir/logs/train, beside the `epoch_*` metrics; 0 = off).
   """
 
   batch_size: int = 128
@@ -169,20 +223,34 @@ class TrainConfig:
   monitor: str = "ndcg@10"
   phns: hard_negatives.PHNSConfig = dataclasses.field(default_factory=hard_negatives.PHNSConfig)
   backup_every_steps: int = 0
+  log_every_steps: int = 100
 
   def __post_init__(self):
+    _require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
+    _require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
+    # Negative would be gradient ascent; NaN and inf fail too. 0 freezes the weights (a probe).
+    _require(0.0 <= self.learning_rate < math.inf, "train.learning_rate", ">= 0 and finite",
+             self.learning_rate)
     if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
-      raise ValueError(f"learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}, got "
-                       f"{self.learning_rate_schedule!r}.")
-    if not 0 <= self.warmup_epochs < max(self.epochs, 1):
-      raise ValueError(f"warmup_epochs must be in [0, epochs = {self.epochs}), got "
+      raise ValueError(f"train.learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}, "
+                       f"got {self.learning_rate_schedule!r}.")
+    if not 0 <= self.warmup_epochs < self.epochs:
+      raise ValueError(f"train.warmup_epochs must be in [0, epochs = {self.epochs}), got "
                        f"{self.warmup_epochs}.")
     if self.warmup_epochs and self.learning_rate_schedule == "constant":
-      raise ValueError("warmup_epochs needs learning_rate_schedule: cosine.")
+      raise ValueError("train.warmup_epochs needs learning_rate_schedule: cosine.")
+    _require(self.validate_every >= 1, "train.validate_every", ">= 1", self.validate_every)
+    _require(self.early_stopping_patience >= 0, "train.early_stopping_patience",
+             ">= 0 (0 = no early stopping)", self.early_stopping_patience)
+    _require(_MONITOR.fullmatch(self.monitor) is not None, "train.monitor",
+             "a validation metric ndcg@k, recall@k or mrr@k with k one of eval.ks", self.monitor)
     if self.backup_every_steps < 0:
-      raise ValueError(f"backup_every_steps must be >= 0, got {self.backup_every_steps}.")
+      raise ValueError(f"train.backup_every_steps must be >= 0, got {self.backup_every_steps}.")
+    if self.log_every_steps < 0:
+      raise ValueError("train.log_every_steps must be >= 0 (0 = off), got "
+                       f"{self.log_every_steps}.")
     if self.early_stopping_start_epoch < 0:
-      raise ValueError("early_stopping_start_epoch must be >= 0, got "
+      raise ValueError("train.early_stopping_start_epoch must be >= 0, got "
                        f"{self.early_stopping_start_epoch}.")
 
 
@@ -203,6 +271,11 @@ class EvalConfig:
   phns_test: bool = True
   phns: phns_protocol.PHNSTestConfig = dataclasses.field(
       default_factory=phns_protocol.PHNSTestConfig)
+
+  def __post_init__(self):
+    _require(bool(self.ks) and all(k >= 1 for k in self.ks) and len(set(self.ks)) == len(self.ks),
+             "eval.ks", "distinct cut-offs >= 1", list(self.ks))
+    _require(self.batch_size >= 1, "eval.batch_size", ">= 1", self.batch_size)
 
 
 @dataclasses.dataclass
@@ -225,6 +298,17 @@ class ExperimentConfig:
   distribute: distribute_lib.DistributeConfig = dataclasses.field(
       default_factory=distribute_lib.DistributeConfig)
   seed: int = 0
+
+  def __post_init__(self):
+    _require(0 <= self.seed <= MAX_SEED, "seed", "in [0, 2**32 - 1]", self.seed)
+    # The monitor is read only when early stopping is on, by models trained on batches.
+    training = self.train
+    if training.early_stopping_patience and registry.get(self.model.name).training != "counted":
+      valid = metrics_lib.metric_names(self.eval.ks)
+      if training.monitor not in valid:
+        raise ValueError(f"train.monitor {training.monitor!r} is not a validation metric of "
+                         f"eval.ks {list(self.eval.ks)}: early stopping watches one of "
+                         f"{', '.join(valid)}.")
 
 
 def _coerce(value: Any, field_type: Any, key: str) -> Any:
@@ -268,7 +352,18 @@ def apply_overrides(config: Any, overrides: Dict[str, Any], prefix: str = "") ->
       changes[key] = apply_overrides(current, value, f"{prefix}{key}.")
     else:
       changes[key] = _coerce(value, hints[key], prefix + key)
-  return dataclasses.replace(config, **changes)
+  try:
+    return dataclasses.replace(config, **changes)
+  except ValueError as error:
+    # The configs of other modules (train.phns, eval.phns, distribute, model.task) may word a
+    # range error without the key's section: name it. (A prefix without a final "." labels a
+    # whole config, as `variants.resolve` does; its errors name their keys.)
+    if not prefix.endswith("."):
+      raise
+    field = re.split(r"[.\s]", prefix[:-1])[-1]
+    if f"{field}." in str(error) or f"{field}:" in str(error):
+      raise
+    raise ValueError(f"{prefix[:-1]}: {error}") from None
 
 
 def read_yaml(text_or_path: str) -> Any:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from tfrs_smoe.data import line_parsing
 from tfrs_smoe.data import movielens_files
 from tfrs_smoe.data import schema
 
@@ -244,3 +245,122 @@ def test_source_fingerprint_follows_file_content(tmp_path):
   _write(directory, "u.data", "1\t10\t4\t881250949\n")
   after = movielens_files.source_fingerprint(directory, "100k")
   assert after["u.data"] != before["u.data"] and after["u.item"] == before["u.item"]
+
+
+def test_duplicate_ratings_are_counted_dropped_and_reported(tmp_path, caplog):
+  # Rows 2 and 5 repeat row 1 (row 5 with another rating: the first is kept); row 4 is the
+  # same user and movie at another time, a rating of its own.
+  directory = _write_latest_small(tmp_path, ratings_rows=(
+      "1,1,4.0,964982703", "1,1,4.0,964982703", "1,11,0.5,964982224", "1,1,3.0,964990000",
+      "1,1,2.0,964982703"))
+  with caplog.at_level(logging.WARNING):
+    result = movielens_files.read_movielens(directory, "latest-small")
+  assert result.duplicate_rows == 2
+  np.testing.assert_array_equal(result.columns["item_id"], ["1", "11", "1"])
+  np.testing.assert_array_equal(result.columns["timestamp"], [964982703, 964982224, 964990000])
+  np.testing.assert_array_equal(result.columns["rating"], [4.0, 0.5, 3.0])
+  warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+  assert (f"{os.path.join(directory, 'ratings.csv')}: dropped 2 duplicate (user, item, "
+          "timestamp) rating row(s), keeping the first of each, e.g. user 1, movie 1 at "
+          "964982703.") in warnings
+
+
+def test_1m_duplicates_are_dropped_too(tmp_path):
+  directory = _write_1m(tmp_path)
+  _write(directory, "ratings.dat", "1::1::5::978300760\n2::2::2::978300761\n1::1::5::978300760\n")
+  result = movielens_files.read_movielens(directory, "1m")
+  assert result.duplicate_rows == 1
+  np.testing.assert_array_equal(result.columns["user_id"], ["1", "2"])
+
+
+def test_no_duplicates_count_zero(tmp_path):
+  assert movielens_files.read_movielens(_write_1m(tmp_path), "1m").duplicate_rows == 0
+
+
+_BEYOND_INT64 = str(2**63)
+
+
+def test_timestamp_beyond_int64_names_file_and_line(tmp_path):
+  directory = _write_latest_small(tmp_path, ratings_rows=(
+      "1,1,4.0,964982703", f"1,11,0.5,{_BEYOND_INT64}"))
+  with pytest.raises(schema.DataError) as error:
+    movielens_files.read_movielens(directory, "latest-small")
+  assert str(error.value).startswith(
+      f"{os.path.join(directory, 'ratings.csv')}:3: timestamp '{_BEYOND_INT64}' is too large "
+      f"(at most {2**63 - 1})")
+
+
+def test_timestamp_beyond_int64_is_skipped_with_skip_bad_lines(tmp_path):
+  directory = _write_latest_small(tmp_path, ratings_rows=(
+      "1,1,4.0,964982703", f"1,11,0.5,{_BEYOND_INT64}", f"2,99,2.5,{2**63 - 1}"))
+  result = movielens_files.read_movielens(directory, "latest-small", skip_bad_lines=True)
+  assert result.skipped == {"movies.csv": 0, "ratings.csv": 1}
+  np.testing.assert_array_equal(result.columns["timestamp"], [964982703, 2**63 - 1])
+
+
+def test_age_beyond_int32_names_file_and_line(tmp_path):
+  directory = _write_1m(tmp_path)
+  _write(directory, "users.dat", f"1::F::1::10::48067\n2::M::{2**31}::16::70072\n")
+  with pytest.raises(schema.DataError, match=re.escape(
+      os.path.join(directory, "users.dat") + f":2: age '{2**31}' is too large")):
+    movielens_files.read_movielens(directory, "1m")
+
+
+@pytest.mark.parametrize("write, name, text, kind, what", [
+    (_write_latest_small, "movies.csv", "movieId,title,genres\n", "item", "movies"),
+    (_write_latest_small, "movies.csv", "", "item", "movies"),
+    (_write_1m, "movies.dat", "", "item", "movies"),
+    (_write_1m, "users.dat", "\n", "user", "users"),
+    (_write_100k, "u.item", "", "item", "movies"),
+    (_write_100k, "u.user", "", "user", "users"),
+])
+def test_an_empty_item_or_user_file_is_named_as_empty(tmp_path, write, name, text, kind, what):
+  directory = write(tmp_path)
+  _write(directory, name, text)
+  format_name = movielens_files.detect_format(directory)
+  for skip_bad_lines in (False, True):
+    with pytest.raises(schema.DataError) as error:
+      movielens_files.read_movielens(directory, format_name, skip_bad_lines=skip_bad_lines)
+    assert str(error.value) == (f"{os.path.join(directory, name)}: the {kind} file is empty: it "
+                                f"lists no {what}.")
+
+
+def test_an_item_file_of_bad_lines_only_says_so(tmp_path):
+  directory = _write_1m(tmp_path)
+  _write(directory, "movies.dat", "x::Toy Story (1995)::Animation\n")
+  with pytest.raises(schema.DataError, match=re.escape(
+      f"{os.path.join(directory, 'movies.dat')}: no movies were read from the item file: its 1 "
+      "line(s) are all malformed and were skipped, e.g. ")):
+    movielens_files.read_movielens(directory, "1m", skip_bad_lines=True)
+
+
+def test_an_empty_ratings_file_is_named_as_empty(tmp_path):
+  directory = _write_latest_small(tmp_path, ratings_rows=())
+  with pytest.raises(schema.DataError, match=re.escape(
+      f"{os.path.join(directory, 'ratings.csv')}: the ratings file is empty")):
+    movielens_files.read_movielens(directory, "latest-small")
+
+
+def test_utf8_item_and_user_files_are_decoded_as_utf8(tmp_path):
+  directory = _write_1m(tmp_path)
+  _write(directory, "movies.dat", "1::Toy Story (1995)::Animation\n2::Amélie (2001)::Comedy\n")
+  _write(directory, "users.dat", "1::F::1::10::48067\n2::M::56::16::Zürich\n")
+  columns = movielens_files.read_movielens(directory, "1m").columns
+  np.testing.assert_array_equal(columns["item_title"], ["Toy Story (1995)", "Amélie (2001)"])
+  np.testing.assert_array_equal(columns["user_zip"], ["48067", "Zürich"])
+  (tmp_path / "100k").mkdir()
+  directory = _write_100k(tmp_path / "100k")
+  _write(directory, "u.item", f"10|Amélie (2001)||||{_flags(5)}\n20|Café (1990)||||{_flags(8)}\n")
+  columns = movielens_files.read_movielens(directory, "100k").columns
+  np.testing.assert_array_equal(columns["item_title"],
+                                ["Amélie (2001)", "Café (1990)", "Café (1990)"])
+
+
+def test_file_encoding_prefers_utf8_and_falls_back_to_latin1(tmp_path):
+  path = tmp_path / "movies.dat"
+  path.write_bytes("1::Amélie (2001)::Comedy\n".encode("utf-8"))
+  assert line_parsing.file_encoding(str(path), ("utf-8", "latin-1")) == "utf-8"
+  # One latin-1 byte anywhere makes the whole file latin-1, its UTF-8-looking bytes included.
+  path.write_bytes("1::Amélie (2001)::Comedy\n".encode("utf-8") + "2::Café::Drama\n".encode(
+      "latin-1"))
+  assert line_parsing.file_encoding(str(path), ("utf-8", "latin-1")) == "latin-1"

@@ -1,5 +1,6 @@
 """Tests of the MovieLens TFDS builder and loader, prepared offline from tiny files."""
 
+import logging
 import os
 import socket
 
@@ -164,3 +165,18 @@ def test_configs():
     movielens.MovieLensConfig(name="x", format="25m")
   with pytest.raises(ValueError, match="abandonment_rating"):
     movielens.MovieLensConfig(name="x", format="1m", abandonment_rating=5.0)
+
+
+def test_duplicate_ratings_are_dropped_persisted_and_reported_on_reuse(tmp_path, caplog):
+  files = dict(_LATEST_SMALL,
+               **{"ratings.csv": _LATEST_SMALL["ratings.csv"] + "2,1,4.0,964982703\n"})
+  manual_dir = _write(tmp_path / "raw", files)
+  data_dir = str(tmp_path / "tfds")
+  assert len(movielens.load_movielens(manual_dir, data_dir=data_dir).interactions) == 3
+  reloaded = movielens.MovieLens(config="latest-small", data_dir=data_dir)
+  assert reloaded.info.metadata["duplicate_rows"] == 1
+  # Data prepared before duplicates were dropped (1.0.0) is never reused.
+  assert os.path.isdir(os.path.join(data_dir, "movielens", "latest-small", "1.1.0"))
+  with caplog.at_level(logging.WARNING):
+    assert len(movielens.load_movielens(manual_dir, data_dir=data_dir).interactions) == 3
+  assert "and 1 duplicate rating row(s) dropped" in caplog.text

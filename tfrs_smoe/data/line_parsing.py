@@ -4,7 +4,8 @@
 callback that raises `BadLine` when they are malformed. A `BadLines` collects those lines: it
 raises `schema.DataError` at the first one, naming `file:line` and showing the line, or, when
 skipping, counts them and keeps the first few as examples for a warning. The field parsers raise
-`BadLine` with a message naming the field.
+`BadLine` with a message naming the field. `file_encoding` picks a file's encoding among
+candidates (UTF-8, else latin-1) before it is parsed.
 """
 
 import codecs
@@ -15,6 +16,10 @@ from tfrs_smoe.data import schema
 
 # How many skipped lines per file the warning quotes.
 _NUM_EXAMPLES = 3
+# The largest values of the integer columns that parsed counts go into.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+_BLOCK_BYTES = 1 << 20
 
 
 class BadLine(Exception):
@@ -54,6 +59,36 @@ class BadLines:
     self.count += 1
     if len(self.examples) < _NUM_EXAMPLES:
       self.examples.append(f"{where}: {reason}: {line!r}")
+
+
+def file_encoding(path: str, encodings: Sequence[str]) -> str:
+  """The first of `encodings` that decodes the whole of `path`.
+
+  A whole file, not line by line, so that one file is never read in two encodings.
+
+  Args:
+    path: the file.
+    encodings: candidate text encodings, in order of preference, e.g. ("utf-8", "latin-1").
+
+  Returns:
+    The first candidate that decodes every byte of the file, or the last candidate when none
+    does (its undecodable lines are then malformed lines of `parse_lines`).
+
+  Example:
+    >>> file_encoding("ml-1m/movies.dat", ("utf-8", "latin-1"))  # As GroupLens ships it.
+    'latin-1'
+  """
+  for encoding in encodings[:-1]:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_BLOCK_BYTES), b""):
+          decoder.decode(block)
+      decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+      continue
+    return encoding
+  return encodings[-1]
 
 
 def parse_lines(path: str, encoding: str, split: Callable[[str], List[str]],
@@ -122,23 +157,28 @@ def split_csv(line: str) -> List[str]:
     raise BadLine(f"bad csv quoting ({error})") from error
 
 
-def parse_count(text: str, what: str) -> int:
+def parse_count(text: str, what: str, maximum: Optional[int] = None) -> int:
   """A non-negative integer written in ASCII digits (ids, timestamps, ages).
 
   Args:
     text: the field, surrounding whitespace allowed.
     what: the field's name, for the error message.
+    maximum: the largest value allowed, e.g. `INT64_MAX` for a value stored as int64; None
+      for no limit (ids, which are kept as text).
 
   Returns:
     The integer.
 
   Raises:
-    BadLine: `text` is not such an integer.
+    BadLine: `text` is not such an integer, or is above `maximum`.
   """
   stripped = text.strip()
   if not (stripped.isascii() and stripped.isdigit()):
     raise BadLine(f"{what} {text!r} is not a non-negative integer")
-  return int(stripped)
+  value = int(stripped)
+  if maximum is not None and value > maximum:
+    raise BadLine(f"{what} {text!r} is too large (at most {maximum})")
+  return value
 
 
 def parse_id(text: str, what: str) -> str:

@@ -9,17 +9,20 @@ Engagement is the proxy rating / 5; ratings <= `abandonment_rating` stars (2 by 
 abandonments, so the data set's `abandonment_threshold` is 2 / 5 = 0.4.
 
 Prepared data is cached in `data_dir` by config name and version, as TFDS does:
-`data_dir/movielens/<config>/1.0.0`. So that the cache is never reused wrongly:
+`data_dir/movielens/<config>/<version>`. So that the cache is never reused wrongly:
   * `skip_bad_lines=True` configs are named "<format>-skip_bad_lines" (`movielens_config`), apart
     from the strict ones;
   * the prepared data records the SHA-256 of the files it came from (metadata "source_files");
-    `load_movielens` prepares again when the files in `manual_dir` differ.
+    `load_movielens` prepares again when the files in `manual_dir` differ;
+  * a version that reads the files differently (1.1.0: duplicate ratings dropped, UTF-8 item
+    files decoded as UTF-8) is prepared into a folder of its own.
 
 The builder is not registered with TFDS by name: "movielens" is also the name of the official
 TFDS MovieLens builder (whose "*-ratings" configs download from the web), and registering both
 in one process fails. Construct it directly, or use `load_movielens`.
 
-Metadata written during generation (the skipped line counts and source digests) is saved to
+Metadata written during generation (the skipped line counts, the number of duplicate rating
+rows dropped and the source digests) is saved to
 metadata.json beside dataset_info.json and read back by a builder made later on the same
 `data_dir`, through `builder.info.metadata`.
 """
@@ -126,8 +129,13 @@ class MovieLens(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """
 
   name = "movielens"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Ratings of the 100k, 1m and latest-small files, read offline."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Ratings of the 100k, 1m and latest-small files, read offline.",
+      "1.1.0": "Duplicate (user, item, timestamp) ratings dropped and counted "
+               "(metadata duplicate_rows); 100k and 1m files that are valid UTF-8 decoded as "
+               "UTF-8, not latin-1.",
+  }
   BUILDER_CONFIGS = [
       MovieLensConfig(name=format_name, format=format_name,
                       description=f"MovieLens {format_name} ({', '.join(files)}).")
@@ -154,12 +162,13 @@ class MovieLens(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                               user_fields=user_fields),
         homepage="https://grouplens.org/datasets/movielens/",
         citation=_CITATION,
-        # skipped_lines and source_files are filled in while generating (file name -> count,
-        # file name -> SHA-256); empty means the data is not prepared yet.
+        # skipped_lines, duplicate_rows and source_files are filled in while generating (file
+        # name -> count, count, file name -> SHA-256); empty means the data is not prepared yet.
         metadata=tfds.core.MetadataDict(
             abandonment_threshold=config.abandonment_rating / movielens_files.MAX_RATING,
             max_rating=movielens_files.MAX_RATING,
             skipped_lines={},
+            duplicate_rows=0,
             source_files={}),
     )
 
@@ -175,6 +184,7 @@ class MovieLens(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     result = movielens_files.read_movielens(directory, config.format, config.skip_bad_lines)
     # Set before the DatasetInfo is written, so they are saved to metadata.json with the data.
     self.info.metadata["skipped_lines"] = result.skipped
+    self.info.metadata["duplicate_rows"] = result.duplicate_rows
     self.info.metadata["source_files"] = movielens_files.source_fingerprint(directory,
                                                                             config.format)
     return {"train": self._generate_examples(result.columns)}
@@ -201,7 +211,8 @@ def load_movielens(manual_dir: str,
     format: "100k", "1m" or "latest-small".
     data_dir: the TFDS data folder; None for the TFDS default (~/tensorflow_datasets).
     skip_bad_lines: skip, count and report malformed lines instead of raising; the counts are
-      in the builder's metadata["skipped_lines"].
+      in the builder's metadata["skipped_lines"]. Duplicate rating rows are always dropped
+      (metadata["duplicate_rows"]); both are reported again when prepared data is reused.
     abandonment_rating: ratings <= this are abandonments (threshold abandonment_rating / 5).
 
   Returns:
@@ -222,10 +233,19 @@ def load_movielens(manual_dir: str,
   builder = MovieLens(config=config, data_dir=data_dir)
   source_files = movielens_files.source_fingerprint(manual_dir, format)
   mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-  if builder.is_prepared() and builder.info.metadata.get("source_files") != source_files:
+  reused = builder.is_prepared()
+  if reused and builder.info.metadata.get("source_files") != source_files:
     logging.warning("%s was prepared from other files than those in %s; preparing it again.",
                     builder.data_path, manual_dir)
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD
+    reused = False
+  if reused:
+    # Preparing warned about them; say it again, as the watch_log reader does.
+    skipped = builder.info.metadata.get("skipped_lines", {})
+    duplicates = builder.info.metadata.get("duplicate_rows", 0)
+    if sum(skipped.values()) or duplicates:
+      logging.warning("%s was prepared with malformed lines skipped %s and %d duplicate rating "
+                      "row(s) dropped.", builder.data_path, skipped, duplicates)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.fspath(manual_dir), download_mode=mode, try_download_gcs=False))
   columns = records.read_columns(builder, "train")

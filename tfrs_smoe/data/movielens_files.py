@@ -4,16 +4,19 @@ The formats (GroupLens, https://grouplens.org/datasets/movielens/) and the files
 
   "100k"          u.data   user<TAB>item<TAB>rating<TAB>timestamp
                   u.item   item|title|release date|video release date|IMDb URL|19 genre flags
-                           (latin-1)
                   u.genre  optional, genre|index: the names of the flag columns (else the
                            standard 19)
                   u.user   optional, user|age|gender|occupation|zip
   "1m"            ratings.dat  UserID::MovieID::Rating::Timestamp
-                  movies.dat   MovieID::Title::Genres (latin-1, genres joined by "|")
+                  movies.dat   MovieID::Title::Genres (genres joined by "|")
                   users.dat    UserID::Gender::Age::Occupation::Zip-code (age and occupation are
                                the numeric codes of the data set's README)
   "latest-small"  ratings.csv  userId,movieId,rating,timestamp (header row)
                   movies.csv   movieId,title,genres (header row, CSV quoting)
+
+The "100k" and "1m" files are read as UTF-8 when the whole file decodes as UTF-8 (a copy
+re-saved by a text editor) and as latin-1 otherwise (as GroupLens ships them); the
+"latest-small" files are UTF-8.
 
 Ratings are 1..5 in whole stars for "100k" and "1m", 0.5..5 in half stars for "latest-small".
 `read_movielens` returns one row per rating in the record layout of `tfrs_smoe.data.records`,
@@ -32,20 +35,27 @@ with the item (and user) metadata denormalised into each row:
   user_gender, user_occupation, user_zip  [n] str  }
 
 Bad input: a missing file raises `schema.DataError` naming the file, the directory and the
-format. A malformed line (wrong field count, non-numeric id, timestamp or rating, a rating that
-is NaN or off the format's scale, a duplicate id, a rating of an item missing from the item file
-or of a user missing from the user file, undecodable bytes) raises `schema.DataError` naming
-`file:line` and showing the line. With `skip_bad_lines=True` such lines are skipped instead,
-counted per file, logged as a warning with the first few `file:line` examples, and returned in
-`ParseResult.skipped`. Empty lines carry no data and are ignored. A csv header that differs from
-the expected one always raises: it means the file is not in the format at all.
+format, and so does an item or user file that lists nothing (empty, or a header only). A
+malformed line (wrong field count, non-numeric id, timestamp or rating, a timestamp beyond int64
+or an age beyond int32, a rating that is NaN or off the format's scale, a duplicate id, a rating
+of an item missing from the item file or of a user missing from the user file, undecodable
+bytes) raises `schema.DataError` naming `file:line` and showing the line. With
+`skip_bad_lines=True` such lines are skipped instead, counted per file, logged as a warning with
+the first few `file:line` examples, and returned in `ParseResult.skipped`. Empty lines carry no
+data and are ignored. A csv header that differs from the expected one always raises: it means
+the file is not in the format at all.
+
+A rating row that repeats the (user, item, timestamp) of an earlier one is always dropped (the
+first is kept, whatever the ratings), counted in `ParseResult.duplicate_rows` and reported in a
+warning, as the watch_log reader does (`watch_log_files`): counted twice, a repeated rating
+would be a training positive and the held-out target at once.
 """
 
 import dataclasses
 import hashlib
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from absl import logging
 import numpy as np
@@ -82,6 +92,8 @@ _STANDARD_100K_GENRES = (
 # Genre names that mean "no genre": the 100k flag "unknown" and the csv marker.
 _NO_GENRE = frozenset({"unknown", "(no genres listed)"})
 _YEAR_SUFFIX = re.compile(r"\((\d{4})\)\s*$")
+# The encodings of the "100k" and "1m" files, in order of preference (see the module docstring).
+_LEGACY_ENCODINGS = ("utf-8", "latin-1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,10 +114,13 @@ class ParseResult:
     columns: record field name -> [num_ratings] array (see the module docstring).
     skipped: file name (e.g. "u.data") -> number of malformed lines skipped, for every file
       read; all 0 unless `skip_bad_lines=True`.
+    duplicate_rows: rating rows dropped because an earlier row has the same user, item and
+      timestamp.
   """
 
   columns: Dict[str, np.ndarray]
   skipped: Dict[str, int]
+  duplicate_rows: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,19 +169,39 @@ class _Reader:
     self.bad_lines: Dict[str, line_parsing.BadLines] = {}
     self.items: Dict[str, _Item] = {}
     self.users: Optional[Dict[str, _User]] = None
-    # Rows of (user id, item id, timestamp, rating), in file order.
+    # Rows of (user id, item id, timestamp, rating), in file order, without duplicates.
     self.ratings: List[Tuple[str, str, int, float]] = []
+    # The (user id, item id, timestamp) of the rows so far, and the first one seen again.
+    self.rating_keys: Set[Tuple[str, str, int]] = set()
+    self.duplicate_rows = 0
+    self.first_duplicate: Optional[Tuple[str, str, int]] = None
 
   def path(self, name: str) -> str:
     return os.path.join(self.directory, name)
 
-  def parse(self, name: str, encoding: str, split: Callable[[str], List[str]],
-            num_fields: int, parse_fields: Callable[[List[str]], None],
+  def parse(self, name: str, encoding: Union[str, Tuple[str, ...]],
+            split: Callable[[str], List[str]], num_fields: int,
+            parse_fields: Callable[[List[str]], None],
             header: Optional[Sequence[str]] = None) -> None:
+    """Parses the file `name`; `encoding` may be candidates (`line_parsing.file_encoding`)."""
+    if not isinstance(encoding, str):
+      encoding = line_parsing.file_encoding(self.path(name), encoding)
     bad_lines = line_parsing.BadLines(self.path(name), self.skip_bad_lines)
     self.bad_lines[name] = bad_lines
     line_parsing.parse_lines(self.path(name), encoding, split, num_fields, parse_fields,
                              bad_lines, header)
+
+  def require_rows(self, name: str, count: int, kind: str, what: str) -> None:
+    """Raises a DataError when the file `name` (the `kind` file, listing `what`) gave no rows,
+    so that a rating is never blamed for an item or user file that lists nothing."""
+    if count:
+      return
+    bad_lines = self.bad_lines[name]
+    if bad_lines.count:
+      raise schema.DataError(
+          f"{bad_lines.path}: no {what} were read from the {kind} file: its {bad_lines.count} "
+          f"line(s) are all malformed and were skipped, e.g. {bad_lines.examples[0]}")
+    raise schema.DataError(f"{bad_lines.path}: the {kind} file is empty: it lists no {what}.")
 
   def add_item(self, item_id: str, title: str, genres: str) -> None:
     if item_id in self.items:
@@ -183,12 +218,24 @@ class _Reader:
     user_id = line_parsing.parse_id(fields[0], "user id")
     item_id = line_parsing.parse_id(fields[1], "movie id")
     rating = _parse_rating(fields[2], self.scale)
-    timestamp = line_parsing.parse_count(fields[3], "timestamp")
+    timestamp = line_parsing.parse_count(fields[3], "timestamp", line_parsing.INT64_MAX)
     if item_id not in self.items:
       raise line_parsing.BadLine(f"movie id {item_id} is not in the item file")
     if self.users is not None and user_id not in self.users:
       raise line_parsing.BadLine(f"user id {user_id} is not in the user file")
+    key = (user_id, item_id, timestamp)
+    if key in self.rating_keys:
+      self.duplicate_rows += 1
+      self.first_duplicate = self.first_duplicate or key
+      return
+    self.rating_keys.add(key)
     self.ratings.append((user_id, item_id, timestamp, rating))
+
+  def parse_user(self, user_id: str, age: str, gender: str, occupation: str,
+                 zip_code: str) -> None:
+    self.add_user(line_parsing.parse_id(user_id, "user id"), _User(
+        age=line_parsing.parse_count(age, "age", line_parsing.INT32_MAX), gender=gender,
+        occupation=occupation, zip=zip_code))
 
   def read_100k(self) -> None:
     genres = _STANDARD_100K_GENRES
@@ -202,13 +249,15 @@ class _Reader:
       self.add_item(line_parsing.parse_id(fields[0], "movie id"), fields[1],
                     _join_genres([g for g, flag in zip(genres, flags) if flag == "1"]))
 
-    self.parse("u.item", "latin-1", lambda line: line.split("|"), 5 + len(genres), parse_item)
+    self.parse("u.item", _LEGACY_ENCODINGS, lambda line: line.split("|"), 5 + len(genres),
+               parse_item)
+    self.require_rows("u.item", len(self.items), "item", "movies")
     if os.path.exists(self.path("u.user")):
       self.users = {}
-      self.parse("u.user", "latin-1", lambda line: line.split("|"), 5, lambda f: self.add_user(
-          line_parsing.parse_id(f[0], "user id"),
-          _User(age=line_parsing.parse_count(f[1], "age"), gender=f[2], occupation=f[3], zip=f[4])))
-    self.parse("u.data", "latin-1", lambda line: line.split("\t"), 4, self.add_rating)
+      self.parse("u.user", _LEGACY_ENCODINGS, lambda line: line.split("|"), 5,
+                 lambda f: self.parse_user(f[0], f[1], f[2], f[3], f[4]))
+      self.require_rows("u.user", len(self.users), "user", "users")
+    self.parse("u.data", _LEGACY_ENCODINGS, lambda line: line.split("\t"), 4, self.add_rating)
 
   def read_100k_genres(self) -> Tuple[str, ...]:
     names: List[str] = []
@@ -219,25 +268,27 @@ class _Reader:
         raise line_parsing.BadLine(f"genre index {index} is out of order, expected {len(names)}")
       names.append(fields[0])
 
-    self.parse("u.genre", "latin-1", lambda line: line.split("|"), 2, parse_genre)
+    self.parse("u.genre", _LEGACY_ENCODINGS, lambda line: line.split("|"), 2, parse_genre)
     if not names:
       raise schema.DataError(f"{self.path('u.genre')}: lists no genres.")
     return tuple(names)
 
   def read_1m(self) -> None:
     split = lambda line: line.split("::")
-    self.parse("movies.dat", "latin-1", split, 3, lambda f: self.add_item(
+    self.parse("movies.dat", _LEGACY_ENCODINGS, split, 3, lambda f: self.add_item(
         line_parsing.parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))))
+    self.require_rows("movies.dat", len(self.items), "item", "movies")
     self.users = {}
-    self.parse("users.dat", "latin-1", split, 5, lambda f: self.add_user(
-        line_parsing.parse_id(f[0], "user id"),
-        _User(age=line_parsing.parse_count(f[2], "age"), gender=f[1], occupation=f[3], zip=f[4])))
-    self.parse("ratings.dat", "latin-1", split, 4, self.add_rating)
+    self.parse("users.dat", _LEGACY_ENCODINGS, split, 5,
+               lambda f: self.parse_user(f[0], f[2], f[1], f[3], f[4]))
+    self.require_rows("users.dat", len(self.users), "user", "users")
+    self.parse("ratings.dat", _LEGACY_ENCODINGS, split, 4, self.add_rating)
 
   def read_latest_small(self) -> None:
     self.parse("movies.csv", "utf-8", line_parsing.split_csv, 3, lambda f: self.add_item(
         line_parsing.parse_id(f[0], "movie id"), f[1], _join_genres(f[2].split("|"))),
                header=("movieId", "title", "genres"))
+    self.require_rows("movies.csv", len(self.items), "item", "movies")
     self.parse("ratings.csv", "utf-8", line_parsing.split_csv, 4, self.add_rating,
                header=("userId", "movieId", "rating", "timestamp"))
 
@@ -288,7 +339,8 @@ def read_movielens(directory: str, format: str,  # pylint: disable=redefined-bui
     skip_bad_lines: skip, count and report malformed lines instead of raising.
 
   Returns:
-    The record columns, one row per rating in file order, and the skipped line counts.
+    The record columns, one row per rating in file order (without duplicate rows), the
+    skipped line counts and the number of duplicate rows dropped.
 
   Raises:
     ValueError: `format` is not one of `FORMATS`.
@@ -313,10 +365,19 @@ def read_movielens(directory: str, format: str,  # pylint: disable=redefined-bui
       logging.warning("Skipped %d malformed line(s) of %s, e.g. %s", bad_lines.count,
                       bad_lines.path, " | ".join(bad_lines.examples))
   skipped = {name: bad_lines.count for name, bad_lines in reader.bad_lines.items()}
+  ratings_path = reader.path(FORMATS[format][0])
   if not reader.ratings:
-    raise schema.DataError(f"{reader.path(FORMATS[format][0])}: no ratings were read "
+    if not skipped[FORMATS[format][0]]:
+      raise schema.DataError(f"{ratings_path}: the ratings file is empty: it holds no ratings.")
+    raise schema.DataError(f"{ratings_path}: no ratings were read "
                            f"(skipped lines per file: {skipped}).")
-  return ParseResult(columns=reader.columns(), skipped=skipped)
+  if reader.duplicate_rows:
+    user_id, item_id, timestamp = reader.first_duplicate
+    logging.warning("%s: dropped %d duplicate (user, item, timestamp) rating row(s), keeping the "
+                    "first of each, e.g. user %s, movie %s at %d.", ratings_path,
+                    reader.duplicate_rows, user_id, item_id, timestamp)
+  return ParseResult(columns=reader.columns(), skipped=skipped,
+                     duplicate_rows=reader.duplicate_rows)
 
 
 def detect_format(directory: str) -> str:

@@ -54,16 +54,26 @@ class SASRecConfig:
   embedding_initializer: str = "glorot_uniform"
 
   def __post_init__(self):
-    if min(self.dim, self.num_blocks, self.num_heads, self.feed_forward_dim) < 1:
-      raise ValueError("sasrec: dim, num_blocks, num_heads and feed_forward_dim must be >= 1.")
+    for name in ("dim", "num_blocks", "num_heads", "feed_forward_dim"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"model.sasrec.{name} must be >= 1, got {getattr(self, name)}.")
     if self.dim % self.num_heads:
-      raise ValueError(f"sasrec.num_heads: dim {self.dim} is not divisible by "
+      raise ValueError(f"model.sasrec.num_heads: dim {self.dim} is not divisible by "
                        f"{self.num_heads} heads.")
     if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f"sasrec.dropout must be in [0, 1), got {self.dropout}.")
+      raise ValueError(f"model.sasrec.dropout must be in [0, 1), got {self.dropout}.")
     if self.residual not in causal_transformer.RESIDUALS:
-      raise ValueError(f"sasrec.residual must be one of {causal_transformer.RESIDUALS}, got "
-                       f"{self.residual!r}.")
+      raise ValueError(f"model.sasrec.residual must be one of {causal_transformer.RESIDUALS}, "
+                       f"got {self.residual!r}.")
+    # NaN and inf fail too.
+    if not 0.0 < self.layer_norm_epsilon < np.inf:
+      raise ValueError("model.sasrec.layer_norm_epsilon must be > 0 and finite, got "
+                       f"{self.layer_norm_epsilon}.")
+    try:
+      tf.keras.initializers.get(self.embedding_initializer)
+    except ValueError:
+      raise ValueError("model.sasrec.embedding_initializer must name a Keras initializer (e.g. "
+                       f"'glorot_uniform'), got {self.embedding_initializer!r}.") from None
 
 
 class SASRec(tfrs.models.Model):

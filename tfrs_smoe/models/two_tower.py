@@ -54,17 +54,32 @@ class TwoTowerConfig:
 
   def __post_init__(self):
     if self.history_encoder not in HISTORY_ENCODERS:
-      raise ValueError(f"history_encoder must be one of {HISTORY_ENCODERS}, got "
+      raise ValueError(f"model.two_tower.history_encoder must be one of {HISTORY_ENCODERS}, got "
                        f"{self.history_encoder!r}.")
     if self.correction not in CORRECTIONS:
-      raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}.")
-    if (not self.query_hidden_units or not self.candidate_hidden_units
-        or self.query_hidden_units[-1] != self.candidate_hidden_units[-1]):
-      raise ValueError("query_hidden_units and candidate_hidden_units must be non-empty and end "
-                       f"in the same size, got {self.query_hidden_units} and "
-                       f"{self.candidate_hidden_units}.")
-    if self.temperature <= 0.0:
-      raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+      raise ValueError(f"model.two_tower.correction must be one of {CORRECTIONS}, got "
+                       f"{self.correction!r}.")
+    for name in ("query_hidden_units", "candidate_hidden_units"):
+      units = getattr(self, name)
+      if not units or min(units) < 1:
+        raise ValueError(f"model.two_tower.{name} must be a non-empty list of layer sizes >= 1, "
+                         f"got {list(units)}.")
+    if self.query_hidden_units[-1] != self.candidate_hidden_units[-1]:
+      raise ValueError("model.two_tower.query_hidden_units and candidate_hidden_units must end "
+                       f"in the same size, got {list(self.query_hidden_units)} and "
+                       f"{list(self.candidate_hidden_units)}.")
+    # (field, whether its value is in range, the range); NaN fails every comparison.
+    rules = (
+        ("temperature", 0.0 < self.temperature < np.inf, "> 0 and finite"),
+        ("num_buckets", self.num_buckets >= 1, ">= 1"),
+        ("num_hashes", self.num_hashes >= 1, ">= 1"),
+        ("estimator_learning_rate", 0.0 < self.estimator_learning_rate <= 1.0, "in (0, 1]"),
+        ("initial_gap", 0.0 < self.initial_gap < np.inf, "> 0 and finite"),
+        ("min_engagement", 0.0 <= self.min_engagement <= 1.0, "in [0, 1] (0 = every positive)"),
+    )
+    for name, in_range, rule in rules:
+      if not in_range:
+        raise ValueError(f"model.two_tower.{name} must be {rule}, got {getattr(self, name)!r}.")
 
 
 def _tower(units, name: str) -> tf.keras.Sequential:
