@@ -289,6 +289,23 @@ register(VariantSet(
            ("smoe_bst_no_mtl", "smoe_bst"), ("smoe_bst_no_next_k", "smoe_bst"))))
 
 register(VariantSet(
+    "next_k", "S-MoE-BST on the next item only, and on the next 3 items jointly or as an "
+    "auxiliary head",
+    (Variant("next_k_1", "smoe_bst", {"data": {"next_k": 1, "soft_labels": [1.0]}},
+             "the next item only"),
+     Variant("next_k_3_joint", "smoe_bst",
+             {"data": {"next_k": 3, "soft_labels": [1.0, 0.6, 0.3]},
+              "model": {"task": {"next_k_mode": "joint"}}},
+             "next 3 items, one user vector for all (the paper's)"),
+     Variant("next_k_3_auxiliary", "smoe_bst",
+             {"data": {"next_k": 3, "soft_labels": [1.0, 0.6, 0.3]},
+              "model": {"task": {"next_k_mode": "auxiliary", "next_k_weight": 0.2}}},
+             "next item in the main terms, items 2-3 through a separate head (weight 0.2)")),
+    label="next-K", stem="next_k", per_dataset=True, show_protocol=False,
+    run_dir="{dataset_dir}/{variant}_seed{seed}", run_key="{dataset}/{variant}",
+    pairs=(("next_k_3_auxiliary", "next_k_1"), ("next_k_3_joint", "next_k_1"))))
+
+register(VariantSet(
     "max_len", "BST, S-MoE-BST and SASRec seeing the last 50 and the last 200 items",
     tuple(Variant(f"{model}_max_len_{max_len}", model, {"data": {"max_len": max_len}},
                   f"{model} at max_len {max_len}")

@@ -278,3 +278,22 @@ def test_an_item_feature_reveals_a_pattern_the_ids_cannot():
     shares.append(float(np.mean(studio[top] == studios[:, None])))
   without, with_feature = shares
   assert with_feature > 0.6 and with_feature > without + 0.2, shares  # Chance: 1/3.
+
+
+def test_auxiliary_next_k_head_learns_the_item_after_next_and_the_served_vector_the_next():
+  model = _model(windows=(0,), next_k_mode="auxiliary", next_k_weight=0.5)
+  _train(model, _planted_sequences(), epochs=25)
+  held_out = _planted_sequences(num_users=200, seed=1)[::2]  # Short-term users.
+  features = _features(held_out)
+  history = features["history"]
+  served = model(features).numpy()
+  assert _hit_rate_at_10(served, held_out[:, MAX_LEN - 1], history) > 0.9
+  users, _ = model.user_vector(features)
+  future = model.scorer.score_all(model.future_head(users), model.item_table()).numpy()
+  after_next = 2 + (held_out[:, MAX_LEN - 1] - 2 + 1) % (NUM_ITEMS - 2)
+  np.put_along_axis(future, history, -np.inf, axis=1)
+  future[:, :2] = -np.inf
+  assert np.mean(np.argmax(future, axis=1) == after_next) > 0.8
+  # The served vector ranks the next item above the one after it.
+  rows = np.arange(len(held_out))
+  assert np.mean(served[rows, held_out[:, MAX_LEN - 1]] > served[rows, after_next]) > 0.9

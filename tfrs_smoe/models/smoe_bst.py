@@ -74,22 +74,64 @@ class SMoEBSTConfig:
   feature_dim: int = 8
 
   def __post_init__(self):
+    windows, dim = self.expert_windows, self.item_dim + self.genre_dim + self.year_dim
+    # (field, whether its value is in range, the range), checked in field order.
+    rules = (
+        ("item_dim", self.item_dim >= 1, ">= 1"),
+        ("genre_dim", self.genre_dim >= 0, ">= 0 (0 = no genre embedding)"),
+        ("year_dim", self.year_dim >= 0, ">= 0 (0 = no year embedding)"),
+        ("user_dim", self.user_dim >= 0, ">= 0 (0 = no user embedding)"),
+        ("expert_windows", bool(windows) and all(w >= 0 for w in windows),
+         "a non-empty list of windows >= 0 (0 = the whole history)"),
+        ("num_heads", self.num_heads >= 1, ">= 1"),
+        ("feed_forward_dim", self.feed_forward_dim >= 1, ">= 1"),
+        ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
+        ("gate_hidden_units", all(units >= 1 for units in self.gate_hidden_units),
+         "layer sizes >= 1"),
+        ("gate_temperature", 0.0 < self.gate_temperature < np.inf, "> 0 and finite"),
+        ("gate_noise_stddev", 0.0 <= self.gate_noise_stddev < np.inf,
+         ">= 0 and finite (0 = no noise)"),
+        ("entropy_weight", 0.0 <= self.entropy_weight < np.inf, ">= 0 and finite (0 = off)"),
+        ("balance_weight", 0.0 <= self.balance_weight < np.inf, ">= 0 and finite (0 = off)"),
+        ("expert_dropout", 0.0 <= self.expert_dropout < 1.0, "in [0, 1)"),
+        ("scorer", self.scorer in ("dot", "mlp"), "one of ('dot', 'mlp')"),
+        ("scorer_hidden_units", all(units >= 1 for units in self.scorer_hidden_units),
+         "layer sizes >= 1"),
+        ("feature_dim", 1 <= self.feature_dim <= 1024, "in [1, 1024]"),
+    )
+    for name, in_range, rule in rules:
+      if not in_range:
+        value = getattr(self, name)
+        value = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"model.encoder.{name} must be {rule}, got {value!r}.")
     if self.block not in timescale_experts.BLOCKS:
-      raise ValueError(f"encoder.block must be one of {timescale_experts.BLOCKS}, got "
+      raise ValueError(f"model.encoder.block must be one of {timescale_experts.BLOCKS}, got "
                        f"{self.block!r}.")
     if self.pooling not in timescale_experts.POOLINGS:
-      raise ValueError(f"encoder.pooling must be one of {timescale_experts.POOLINGS}, got "
+      raise ValueError(f"model.encoder.pooling must be one of {timescale_experts.POOLINGS}, got "
                        f"{self.pooling!r}.")
     if min(self.shared_blocks, self.num_blocks) < 0 or self.shared_blocks + self.num_blocks < 1:
-      raise ValueError("encoder.shared_blocks and encoder.num_blocks must be >= 0 with at least "
-                       f"one block, got {self.shared_blocks} and {self.num_blocks}.")
-    if not 0.0 <= self.expert_dropout < 1.0:
-      raise ValueError(f"encoder.expert_dropout must be in [0, 1), got {self.expert_dropout}.")
-    if not 1 <= self.feature_dim <= 1024:
-      raise ValueError(f"encoder.feature_dim must be in [1, 1024], got {self.feature_dim}.")
+      raise ValueError("model.encoder.shared_blocks and model.encoder.num_blocks must be >= 0 "
+                       f"with at least one block, got {self.shared_blocks} and "
+                       f"{self.num_blocks}.")
+    if self.pooling == "last" and self.num_blocks < 1 and len(windows) > 1:
+      raise ValueError("model.encoder.num_blocks must be >= 1 with pooling 'last' and several "
+                       "experts (with shared blocks only, every expert would read the same "
+                       f"state), got {self.num_blocks}.")
+    if dim % self.num_heads:
+      raise ValueError(f"model.encoder.num_heads: the model dimension item_dim + genre_dim + "
+                       f"year_dim = {dim} is not divisible by {self.num_heads} heads.")
+    if not 0.0 <= self.target_entropy < np.inf:
+      raise ValueError(f"model.encoder.target_entropy must be >= 0 and finite, got "
+                       f"{self.target_entropy}.")
+    # The entropy of the gate's weights over E experts is at most ln E (one expert: no gate).
+    if len(windows) > 1 and self.target_entropy > np.log(len(windows)):
+      raise ValueError(f"model.encoder.target_entropy must be <= ln {len(windows)} = "
+                       f"{np.log(len(windows)):.3f}, the most the entropy of {len(windows)} "
+                       f"experts' weights can be, got {self.target_entropy}.")
     unknown = sorted(set(self.gate_context) - set(history_encoder.GATE_CONTEXTS))
     if unknown:
-      raise ValueError(f"encoder.gate_context: unknown {unknown}; available: "
+      raise ValueError(f"model.encoder.gate_context: unknown {unknown}; available: "
                        f"{list(history_encoder.GATE_CONTEXTS)}.")
 
 
@@ -175,9 +217,13 @@ class SMoEBST(tfrs.models.Model):
       self.completion_head = tf.keras.Sequential(
           [tf.keras.layers.Dense(64, activation="relu"),
            tf.keras.layers.Dense(1, activation="sigmoid")], name="completion")
+    self.future_head = None
+    if task_config.next_k_mode == "auxiliary":
+      self.future_head = engagement_multitask.default_future_head(self.dim)
     self.task = engagement_multitask.EngagementMultitask(task_config, self.scorer,
                                                          candidate_counts=candidate_counts,
-                                                         num_items=num_items)
+                                                         num_items=num_items,
+                                                         future_head=self.future_head)
 
   def initialize(self) -> None:
     """Creates every weight now: a first call, then the completion head (built last so that the
@@ -186,6 +232,8 @@ class SMoEBST(tfrs.models.Model):
     self({"history": tf.zeros([1, self.max_len], tf.int32), "user_index": tf.zeros([1], tf.int32)})
     if self.completion_head is not None:
       self.predict_completion(tf.zeros([1, self.dim]), tf.zeros([1, self.dim]))
+    if self.future_head is not None:
+      self.future_head(tf.zeros([1, self.dim]))
 
   @property
   def gate(self):
