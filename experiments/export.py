@@ -1,91 +1,21 @@
-r"""Exports a trained model of --model_dir as a TensorFlow Serving SavedModel version.
+"""Exports a trained model of --model_dir as a TensorFlow Serving SavedModel version.
 
-Restores the ranker from --model_dir (params.yaml + checkpoint of experiments/train.py) and,
-with --retrieval_model_dir, a two-tower retriever for two-stage recommendation; writes
-<--export_dir>/<version>/ atomically (signatures recommend / serving_default,
-recommend_for_user, recommend_with_options and recommend_for_user_with_options (per-request k
-and exclude), rank, rank_for_user, explain; the id vocabularies in assets/ and TF Serving
-warm-up requests in assets.extra/; see tfrs_smoe/serving/recommender_module.py) and prints how
-to serve and query it. A model that cannot be served, or data that is not the run's, is refused
-before anything is written.
+A thin wrapper over tfrs_smoe/binaries/export.py, with its flags, help and behaviour: the
+installed console script `tfrs-smoe-export` and `python -m tfrs_smoe.binaries.export` are the same
+binary.
 
 Example:
-  python experiments/export.py --model_dir=runs/smoe_bst --export_dir=exports/smoe_bst --k=10
-  python experiments/export.py --model_dir=runs/smoe_bst --export_dir=exports/two_stage \
-      --retrieval_model_dir=runs/two_tower --num_candidates=200
+  python experiments/export.py --help
 """
 
 import os
-import sys
 
+# TensorFlow's C++ logs off unless asked for (TF_CPP_MIN_LOG_LEVEL=0 shows all), as in the
+# console scripts (tfrs_smoe.binaries.quiet.BINARY_LOG_LEVEL).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app
-from absl import flags
-from absl import logging
-
-from tfrs_smoe import cli
-from tfrs_smoe import config as config_lib
-from tfrs_smoe import experiment as experiment_lib
-from tfrs_smoe import run_directory
-from tfrs_smoe.data import schema
-from tfrs_smoe.models import registry
-from tfrs_smoe.serving import export
-
-cli.define_flags()
-flags.DEFINE_string("export_dir", None, "Base path of the exported versions (TF Serving's "
-                    "base_path).")
-flags.DEFINE_integer("version", None, "Version number; default: one more than the newest.")
-flags.DEFINE_integer("k", 10, "Items per recommendation.")
-flags.DEFINE_string("retrieval_model_dir", None, "A trained two_tower model_dir for the first "
-                    "stage (optional).")
-flags.DEFINE_integer("num_candidates", 100, "First-stage candidates re-ranked by the ranker.")
-flags.mark_flag_as_required("export_dir")
-FLAGS = flags.FLAGS
-
-
-def _restore(model_dir: str, overrides):
-  config = cli.resolve_config(config_lib.load_params(model_dir), overrides)
-  experiment = experiment_lib.Experiment(config, model_dir)
-  split = experiment.prepare_data()
-  return config, split, experiment.restore(split)
-
-
-def _check_servable(config, flag: str, retriever: bool = False) -> None:
-  """A UsageError, before any data is loaded, when --`flag`'s model cannot take its role."""
-  spec = registry.get(config.model.name)
-  able = [n for n in registry.names() if (registry.get(n).retriever if retriever
-                                           else registry.get(n).servable)]
-  if not (spec.retriever if retriever else spec.servable):
-    role = "be the first stage" if retriever else "be served"
-    raise app.UsageError(f"--{flag} holds a {spec.name} model, which cannot {role}; use a "
-                         f"{' or '.join(able)} model.")
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  config = cli.resolve_config(config_lib.load_params(FLAGS.model_dir), FLAGS)
-  _check_servable(config, "model_dir")
-  if FLAGS.retrieval_model_dir:
-    retriever_config = cli.resolve_config(config_lib.load_params(FLAGS.retrieval_model_dir),
-                                          FLAGS)
-    _check_servable(retriever_config, "retrieval_model_dir", retriever=True)
-    if retriever_config.data.max_len != config.data.max_len:
-      raise app.UsageError("The retriever and the ranker need the same data.max_len.")
-  try:
-    config, split, ranker = _restore(FLAGS.model_dir, FLAGS)
-    retriever, retriever_split = None, None
-    if FLAGS.retrieval_model_dir:
-      _, retriever_split, retriever = _restore(FLAGS.retrieval_model_dir, FLAGS)
-  except (run_directory.DataMismatchError, schema.DataError) as error:
-    sys.exit(f"export.py: {error}")
-  module = export.build_module(split, ranker, config.data.max_len, FLAGS.k, retriever,
-                               retriever_split, FLAGS.num_candidates)
-  path = export.save_version(module, FLAGS.export_dir, FLAGS.version)
-  print(export.serving_instructions(path, module.most_popular_ids))
-
+from tfrs_smoe.binaries import export
 
 if __name__ == "__main__":
-  app.run(main)
+  export.run()

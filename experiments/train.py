@@ -1,116 +1,21 @@
-r"""Trains a model, evaluates it on the validation split and saves it.
+"""Trains a model, evaluates it on the validation split and saves it.
 
-Writes into --model_dir: checkpoints/, vocabularies/ (the run's id vocabularies and data set),
-params.yaml (the resolved config, written with the final checkpoint), history.json,
-metrics_validation.json and TensorBoard logs; with --export_dir, also a TF Serving SavedModel
-version.
-
-Before any data is loaded it checks the flags and config, takes an exclusive lock on
---model_dir (a second run on it fails at once, naming the holder), and checks what the
-directory holds: a finished run is refused unless --overwrite; the backup of a killed run is
-resumed when the config is the same and refused, naming the differences, when it is not.
+A thin wrapper over tfrs_smoe/binaries/train.py, with its flags, help and behaviour: the
+installed console script `tfrs-smoe-train` and `python -m tfrs_smoe.binaries.train` are the same
+binary.
 
 Example:
-  python experiments/train.py --model_dir=runs/popularity
-  python experiments/train.py --model_dir=runs/smoe_bst --model=smoe_bst
-  python experiments/train.py --model_dir=runs/ml --dataset=movielens/latest-small \
-      --data_dir=../shared/data/ml-latest-small --params_override='data: {implicit: true}'
-  python experiments/train.py --model_dir=runs/mine --dataset=watch_log --data_dir=my_log \
-      --model=smoe_bst --params_override='data: {columns: {user_id: account}}'
+  python experiments/train.py --help
 """
 
-import contextlib
 import os
-import sys
 
+# TensorFlow's C++ logs off unless asked for (TF_CPP_MIN_LOG_LEVEL=0 shows all), as in the
+# console scripts (tfrs_smoe.binaries.quiet.BINARY_LOG_LEVEL).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app
-from absl import flags
-from absl import logging
-
-from tfrs_smoe import cli
-from tfrs_smoe import config as config_lib
-from tfrs_smoe import distribute
-from tfrs_smoe import experiment as experiment_lib
-from tfrs_smoe import model_dir_lock
-from tfrs_smoe import run_directory
-from tfrs_smoe.data import schema
-from tfrs_smoe.models import registry
-from tfrs_smoe.serving import export
-
-cli.define_flags()
-flags.DEFINE_string("export_dir", None, "If set, also export the trained model there as the next "
-                    "TF Serving version (see experiments/export.py).")
-flags.DEFINE_integer("export_k", 10, "Items per recommendation of the export.")
-flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES), "tf.distribute strategy; "
-                  "multi_worker and parameter_server read the cluster from TF_CONFIG (with "
-                  "parameter_server, the chief coordinates and worker / ps tasks serve). "
-                  "Overrides distribute.strategy.")
-flags.DEFINE_bool("overwrite", False, "Replace the run --model_dir holds (a finished run, or "
-                  "the backup of a killed run) instead of refusing to start.")
-flags.DEFINE_integer("num_cpu_devices", None, "With --strategy=mirrored, split the CPU into this "
-                     "many logical devices. Overrides distribute.num_cpu_devices.")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  config = cli.resolve_config(config_lib.ExperimentConfig(), FLAGS)
-  config = config_lib.apply_overrides(config, {"distribute": {
-      name: getattr(FLAGS, name) for name in ("strategy", "num_cpu_devices")
-      if getattr(FLAGS, name) is not None}})
-  spec = registry.get(config.model.name)
-  if FLAGS.export_dir and not spec.servable:
-    raise app.UsageError(f"--export_dir: {spec.name} cannot be served (it does not meet the "
-                         "ServableRanker contract of tfrs_smoe/models/contract.py); export a "
-                         f"{' or '.join(n for n in registry.names() if registry.get(n).servable)}"
-                         " model. The popularity fallback is part of every export.")
-  if distribute.is_server_task(config.distribute):
-    print("Serving as a parameter-server training task until stopped.", flush=True)
-    distribute.serve()
-  # Before anything else runs on TensorFlow's devices, as MultiWorkerMirroredStrategy requires.
-  strategy = distribute.make_strategy(config.distribute)
-  chief = distribute.is_chief()
-  # Other workers of a multi-worker job share the chief's model_dir and write none of its
-  # artifacts, so only the chief locks it.
-  lock = model_dir_lock.ModelDirLock(FLAGS.model_dir) if chief else contextlib.nullcontext()
-  try:
-    with lock:
-      _train(config, strategy, chief)
-  except (model_dir_lock.ModelDirLockedError, run_directory.RunDirectoryError,
-          run_directory.DataMismatchError, schema.DataError) as error:
-    sys.exit(f"train.py: {error}")
-
-
-def _train(config: config_lib.ExperimentConfig, strategy, chief: bool) -> None:
-  """Claims --model_dir (chief), loads the data, fits, validates and exports."""
-  if chief:
-    start = run_directory.RunDirectory(FLAGS.model_dir).begin(config, overwrite=FLAGS.overwrite)
-    if start == "resumed":
-      print(f"Resuming the interrupted run in {FLAGS.model_dir} from its backup.")
-  experiment = experiment_lib.Experiment(config, FLAGS.model_dir, strategy)
-  split = experiment.prepare_data()
-  print(f"Data {config.data.dataset} ({config.data.split}, "
-        f"{'implicit' if config.data.implicit else 'engagement'} protocol): "
-        f"{experiment_lib.describe_split(split)}")
-  model = experiment.fit(split, progress=True)
-  if not chief:
-    return
-  print(f"Resolved config written to {run_directory.RunDirectory(FLAGS.model_dir).params_path}")
-  results = experiment.evaluate(model, split, "validation", progress=True)
-  metrics_path = experiment.write_results(results, "validation")
-  print(f"\nValidation metrics of {config.model.name}:")
-  print(experiment_lib.format_table(results))
-  print(f"Metrics written to {metrics_path}")
-  if FLAGS.export_dir:
-    with strategy.scope():
-      module = export.build_module(split, model, config.data.max_len, FLAGS.export_k)
-      path = export.save_version(module, FLAGS.export_dir)
-    print(export.serving_instructions(path, module.most_popular_ids))
-
+from tfrs_smoe.binaries import train
 
 if __name__ == "__main__":
-  app.run(main)
+  train.run()

@@ -21,7 +21,10 @@ def _select_legacy_keras() -> None:
   # tf.keras is resolved lazily, so setting the variable works even after `import tensorflow`
   # as long as nothing has touched tf.keras yet.
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # TensorFlow's import logs below TF_CPP_MIN_LOG_LEVEL are dropped, and a binary's process sets
+  # it to 3 when unset (tfrs_smoe/binaries/quiet.py).
+  from tfrs_smoe.binaries import quiet  # pylint: disable=g-import-not-at-top
+  tf = quiet.import_tensorflow()
 
   try:
     keras_version = tf.keras.__name__
