@@ -10,6 +10,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["tfrs_smoe", "tfrs_smoe.*"]),
+    license="Apache-2.0",
     python_requires=">=3.9",
     install_requires=[
         "tensorflow==2.21.*",
@@ -28,8 +29,20 @@ setuptools.setup(
         # Paired bootstrap intervals of model comparisons (scipy.stats.bootstrap).
         "scipy>=1.9",
     ],
+    # The experiment binaries (tfrs_smoe/binaries/; experiments/*.py wrap them).
+    entry_points={
+        "console_scripts": [
+            "tfrs-smoe-train = tfrs_smoe.binaries.train:run",
+            "tfrs-smoe-evaluate = tfrs_smoe.binaries.evaluate:run",
+            "tfrs-smoe-export = tfrs_smoe.binaries.export:run",
+            "tfrs-smoe-sweep = tfrs_smoe.binaries.sweep:run",
+        ],
+    },
     extras_require={
-        "test": ["pytest>=7", "matplotlib>=3.5"],
+        # ruff: the lint (ruff.toml) that .ci/run and tests/lint_test.py run; pinned to a minor
+        # release, since ruff's minor releases add rules to the selected families.
+        # pytest-xdist: the README's test command runs the suite on 2 processes (-n 2).
+        "test": ["pytest>=7", "pytest-xdist>=3", "matplotlib>=3.5", "ruff==0.17.*"],
         "plots": ["matplotlib>=3.5"],
     },
 )

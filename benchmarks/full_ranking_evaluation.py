@@ -17,7 +17,6 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-import tfrs_smoe  # pylint: disable=unused-import  (selects tf-keras before TF is used)
 from tfrs_smoe.data import examples as examples_lib
 from tfrs_smoe.evaluation import full_ranking
 import machine

@@ -4,9 +4,9 @@ Trains and evaluates `--model=sasrec` with the binaries (experiments/train.py, t
 experiments/evaluate.py), one seed after the other, under `nice`, on the implicit protocol with
 leave-one-out targets, max_len 50, next_k 1, dim 64, 2 blocks, lr 1e-3, batch 128 and early
 stopping on validation NDCG@10 (patience 20, at most 200 epochs), the settings of the PyTorch
-SASRec reference in the README (test NDCG@10 0.0566 / 0.0512 on 2 seeds at dropout 0.5). Prints
-one row per seed (epochs trained, the best epoch, training seconds per epoch, validation and
-test NDCG@10 / NDCG@1 / Recall@10) and their mean and standard deviation.
+SASRec reference in docs/results.md (test NDCG@10 0.0566 / 0.0512 on 2 seeds at dropout 0.5).
+Prints one row per seed (epochs trained, the best epoch, training seconds per epoch, validation
+and test NDCG@10 / NDCG@1 / Recall@10) and their mean and standard deviation.
 
   python benchmarks/sasrec_faithfulness.py --data_dir=../shared/data/ml-latest-small \
       --tfds_data_dir=/tmp/tfds --runs_dir=/tmp/sasrec_runs --seeds=0,1,2

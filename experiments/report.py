@@ -15,9 +15,9 @@ validation, and writes into --output_dir, per data set (streaming_logs, movielen
   first S-MoE-BST variant run (seed 0);
 - report_<data set>_curves.png: validation NDCG@10 per epoch (seed 0) of every trained variant;
 - report_<data set>.json and each run's artifacts (model_dir per data set / variant / seed).
-With --readme=README.md, each data set's report and plots (copied into docs/) also replace the
-section between the readme's `<!-- begin experiments/report.py <data set> -->` and `<!-- end
-experiments/report.py <data set> -->` lines as soon as that data set is done, so the README's
+With --readme=docs/results.md, each data set's report and plots (copied into docs/) also replace
+the section between that page's `<!-- begin experiments/report.py <data set> -->` and `<!-- end
+experiments/report.py <data set> -->` lines as soon as that data set is done, so the published
 results are the report's own text, and a report of one data set leaves the other's section be.
 --dataset_params_override sets one data set's training (e.g. MovieLens' dropout and schedule)
 under the variants, which still switch their own components on or off.
@@ -28,12 +28,13 @@ the embedded default's 22 took 1.4 hours and MovieLens' 2.8 hours (a S-MoE-BST t
 20 minutes, by machine and early stopping).
 A run's records, params.yaml, outcome.json, history.json and (S-MoE-BST) test_gate_weights.npz,
 are all that --resume reads: with only those in --output_dir, the report and its plots are
-rebuilt without training. The repository keeps the records of the README's runs in
-docs/report_runs (its .gitignore keeps nothing else), so the README's command with
-`--output_dir=docs/report_runs --resume --readme=README.md` rebuilds its sections.
+rebuilt without training. The repository keeps the records of the published runs in
+docs/report_runs (its .gitignore keeps nothing else), so the command of docs/results.md with
+`--output_dir=docs/report_runs --resume --readme=docs/results.md` rebuilds its sections.
 
   python experiments/report.py --output_dir=runs/report \
-      --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume --readme=README.md
+      --movielens_dir=../shared/data/ml-latest-small --seeds=0,1,2 --resume \
+      --readme=docs/results.md
 """
 
 import os

@@ -128,7 +128,7 @@ def main(argv):
   del argv
   folders = write_example(FLAGS.output_dir, FLAGS.num_users, FLAGS.num_titles, FLAGS.seed)
   print(f"Wrote a watch log of {FLAGS.num_users} accounts and {FLAGS.num_titles} titles:")
-  for name, folder in folders.items():
+  for folder in folders.values():
     print(f"  {folder}/: {', '.join(sorted(os.listdir(folder)))}")
   print("Parquet column mapping: --params_override='data: {columns: {user_id: account, "
         "item_id: title_id}}'")

@@ -9,6 +9,7 @@ import pytest
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import schema
+from tfrs_smoe.evaluation import next_k
 from tfrs_smoe.evaluation import per_user
 
 
@@ -82,7 +83,7 @@ def test_fit_evaluate_restore_round_trip(tmp_path):
 def test_phns_test_can_be_switched_off(tmp_path):
   experiment = experiment_lib.Experiment(_config(phns_test=False), str(tmp_path))
   split = experiment.prepare_data(_log())
-  assert set(experiment.evaluate(experiment.fit(split), split, "validation")) == {"full_ranking"}
+  assert set(experiment.evaluate(experiment.fit(split), split, "test")) == {"full_ranking"}
 
 
 def test_restore_without_checkpoint_says_how_to_get_one(tmp_path):
@@ -196,3 +197,28 @@ def test_smoe_bst_needs_two_experts():
   with pytest.raises(ValueError, match="expert_windows: smoe_bst needs >= 2 expert windows"):
     config_lib.apply_overrides(_config(), {
         "model": {"name": "smoe_bst", "encoder": {"expert_windows": [0]}}})
+
+
+def test_validation_results_hold_next_2_metrics_beside_the_next_item_ones(tmp_path):
+  config = config_lib.apply_overrides(_config(phns_test=False), {
+      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
+      "data": {"max_len": 8}, "train": {"epochs": 1, "batch_size": 8}})
+  experiment = experiment_lib.Experiment(config, str(tmp_path))
+  split = experiment.prepare_data(_log())
+  model = experiment.fit(split)
+  validation = experiment.evaluate(model, split, "validation")
+  examples, future = next_k.NextKEvaluator.leave_one_out_future(split)
+  expected = next_k.NextKEvaluator(split.item_vocabulary.size, ks=(1, 5, 10),
+                                   max_len=8).evaluate(model, examples, future)
+  assert validation["next_k"] == pytest.approx(expected)
+  assert validation["next_k"]["k_future"] == 2
+  assert validation["full_ranking"]["ndcg@10"] >= 0  # The next-item metrics stay.
+  experiment.write_results(validation, "validation")
+  assert (tmp_path / "per_user_validation_next_k.csv").exists()
+  assert "next_k" not in experiment.evaluate(model, split, "test")
+  table = experiment_lib.format_table(validation).splitlines()
+  assert table[0].split()[-3:] == ["next_recall@5", "next_recall@10", "examples"]
+  assert table[-1].startswith("next_k")
+  off = config_lib.apply_overrides(config, {"eval": {"next_k_metrics": False}})
+  assert set(experiment_lib.Experiment(off, str(tmp_path)).evaluate(
+      model, split, "validation")) == {"full_ranking"}

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import yaml
 
@@ -144,7 +143,8 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
           "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
           "feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
           "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
-  readme = tmp_path / "README.md"
+  readme = tmp_path / "docs" / "results.md"  # The page of the published results.
+  readme.parent.mkdir()
   movielens_section = ("<!-- begin experiments/report.py movielens -->\nMovieLens results.\n"
                        "<!-- end experiments/report.py movielens -->")
   readme.write_text("# Results\n<!-- begin experiments/report.py streaming_logs -->\n"
@@ -187,7 +187,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   plots = [f"report_streaming_logs_{name}.png" for name in ("metrics", "gates", "curves")]
   for plot in plots:
     assert (output_dir / plot).stat().st_size > 0
-    assert f"(docs/{plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
+    assert f"]({plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
   with np.load(output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
                "test_gate_weights.npz") as gates:
     weights = gates["weights"]

@@ -264,11 +264,17 @@ class EvalConfig:
     phns_test: also run the PHNS test (test positives vs the user's abandoned items and sampled
       trending and tailing items).
     phns: how the PHNS test builds candidate sets (size, pools, seed).
+    next_k_metrics: with a leave-one-out split, the validation results also hold the
+      "next_k" protocol: Recall@k and NDCG@k over each user's next 2 items (the validation
+      and the test item) from the validation history (`evaluation.next_k.NextKEvaluator`),
+      beside the next-item metrics, so that a next-K objective's gain and cost show side by
+      side. Reported only: early stopping watches the next-item metrics.
   """
 
   ks: Tuple[int, ...] = (1, 5, 10)
   batch_size: int = 256
   phns_test: bool = True
+  next_k_metrics: bool = True
   phns: phns_protocol.PHNSTestConfig = dataclasses.field(
       default_factory=phns_protocol.PHNSTestConfig)
 

@@ -19,10 +19,13 @@ that the sum of the replicas' gradients (what the optimizer aggregates) equals t
 one device on the whole global batch: means divide by `global_sum` of their weights, and the
 two-tower softmax sees the candidates of every replica (`gather_local_first`).
 
-Example:
-  >>> strategy = make_strategy(DistributeConfig(strategy="mirrored", num_cpu_devices=2))
+Example (`num_cpu_devices=2` would split the CPU into two replicas first, which only works
+before TensorFlow has set up its devices, so not here):
+  >>> strategy = make_strategy(DistributeConfig(strategy="mirrored"))
   >>> with strategy.scope():
-  ...   model = build_model()
+  ...   model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+  >>> type(strategy).__name__, strategy.num_replicas_in_sync
+  ('MirroredStrategy', 1)
 """
 
 import dataclasses

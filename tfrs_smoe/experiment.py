@@ -9,9 +9,12 @@ The order is fixed and shared by `experiments/train.py` and `experiments/evaluat
 
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence, Union
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from absl import logging
 import numpy as np
@@ -27,6 +30,7 @@ from tfrs_smoe.data import schema
 from tfrs_smoe.data import sequences
 from tfrs_smoe.data import splits as splits_lib
 from tfrs_smoe.evaluation import full_ranking
+from tfrs_smoe.evaluation import next_k
 from tfrs_smoe.evaluation import per_user as per_user_lib
 from tfrs_smoe.evaluation import phns_protocol
 from tfrs_smoe.evaluation import ranking_callback
@@ -83,6 +87,169 @@ def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
                    "or watch_log (with --data_dir).")
 
 
+def check_data_source(data: config_lib.DataConfig) -> None:
+  """Checks, before any work, that the data `load_watch_log` will read is there.
+
+  movielens and watch_log read the files of `data.data_dir`, which must be a directory (the
+  files in it are checked when they are read); streaming_logs is generated.
+
+  Raises:
+    ValueError: naming data.data_dir (--data_dir).
+  """
+  name = data.dataset.partition("/")[0]
+  if name not in ("movielens", "watch_log"):
+    return
+  if not data.data_dir:
+    raise ValueError(f"{name} needs data.data_dir (--data_dir): the directory holding "
+                     + ("the raw MovieLens files, e.g. ../shared/data/ml-latest-small."
+                        if name == "movielens" else
+                        "your interactions file (and optional items and users files)."))
+  if not os.path.isdir(data.data_dir):
+    raise ValueError(f"data.data_dir (--data_dir): no such directory: {data.data_dir}")
+
+
+_FAMILIES = {"ndcg": "NDCG", "recall": "Recall", "mrr": "MRR"}
+
+
+def format_epoch_summary(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float,
+                         monitor: str = "ndcg@10") -> str:
+  """One readable line for an epoch's Keras logs: loss terms, validation, gate weights, time.
+
+  Args:
+    epoch: the epoch's 0-based index (Keras' `on_epoch_end` argument).
+    epochs: how many epochs the fit runs at most.
+    logs: the epoch's logs: `loss` and the task's `loss_<term>`s, `regularization_loss`,
+      `val_<metric>` of `RankingValidation`, `gate_weight_<expert>` of the adaptive gate.
+    seconds: the epoch's wall time, validation included.
+    monitor: early stopping's metric, shown beside validation NDCG@10.
+
+  Example:
+    >>> print(format_epoch_summary(1, 10, {"loss": 6.75, "loss_softmax": 6.56,
+    ...                                    "val_ndcg@10": 0.0341, "gate_weight_0": 0.62,
+    ...                                    "gate_weight_1": 0.38}, 12.34))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    epoch 2/10 | loss 6.7500 (softmax 6.5600) | validation NDCG@10 0.0341 | gate_weight_0 0.62,
+    gate_weight_1 0.38 | 12.3 s
+  """
+  parts = [f"epoch {epoch + 1}/{epochs}"]
+  terms = ", ".join(f"{name[len('loss_'):]} {float(value):.4f}" for name, value in logs.items()
+                    if name.startswith("loss_"))
+  if "loss" in logs:
+    parts.append(f"loss {float(logs['loss']):.4f}" + (f" ({terms})" if terms else ""))
+  elif terms:
+    parts.append(f"losses {terms}")
+  if logs.get("regularization_loss"):
+    parts.append(f"regularization {float(logs['regularization_loss']):.4f}")
+  shown = [name for name in dict.fromkeys(("ndcg@10", monitor)) if f"val_{name}" in logs]
+  if shown:
+    parts.append("validation " + ", ".join(
+        f"{_FAMILIES.get(name.split('@')[0], name.split('@')[0])}@{name.split('@')[1]} "
+        f"{float(logs[f'val_{name}']):.4f}" for name in shown))
+  # The gate's weights under their log (and history.json) names.
+  gates = sorted((int(match.group(1)), name) for name in logs
+                 for match in [re.fullmatch(r"gate_weight_(\d+)", name)] if match)
+  if gates:
+    parts.append(", ".join(f"{name} {float(logs[name]):.2f}" for _, name in gates))
+  parts.append(f"{seconds:.1f} s")
+  return " | ".join(parts)
+
+
+class EpochSummary(tf.keras.callbacks.Callback):
+  """Prints `format_epoch_summary`'s line at the end of every epoch.
+
+  Placed after `RankingValidation` in the callback list, so that the line has the epoch's
+  validation metrics.
+
+  Args:
+    epochs: the fit's `epochs`.
+    monitor: early stopping's metric.
+    print_fn: where the line goes (default: `print` to stdout, flushed).
+
+  Example (a tiny Keras model; an `Experiment` fit adds validation and the task's loss terms):
+    >>> model = tf.keras.Sequential([tf.keras.layers.Dense(1, kernel_initializer="zeros")])
+    >>> model.compile(tf.keras.optimizers.SGD(0.1), "mse")
+    >>> dataset = tf.data.Dataset.from_tensors((tf.ones([4, 2]), tf.ones([4, 1])))
+    >>> _ = model.fit(dataset, epochs=2, verbose=0, callbacks=[EpochSummary(2)])
+    epoch 1/2 | loss 1.0000 | ... s
+    epoch 2/2 | loss 0.1600 | ... s
+  """
+
+  def __init__(self, epochs: int, monitor: str = "ndcg@10",
+               print_fn: Optional[Callable[[str], None]] = None):
+    super().__init__()
+    self.epochs = epochs
+    self.monitor = monitor
+    self.print_fn = print_fn or (lambda line: print(line, flush=True))
+    self._start = time.monotonic()
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.monotonic()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.print_fn(format_epoch_summary(epoch, self.epochs, logs or {},
+                                       time.monotonic() - self._start, self.monitor))
+
+
+class StepSummaries(tf.keras.callbacks.Callback):
+  """Writes the learning rate and the losses to TensorBoard every `every_steps` steps.
+
+  Scalars `step_learning_rate` (the rate of the step's update, under a schedule too) and
+  `step_<name>` for every log with "loss" in its name, at the optimizer step, into `log_dir`
+  beside the Keras TensorBoard callback's `epoch_*` scalars. `loss`, `regularization_loss` and
+  `total_loss` are the step's own; the task's `loss_<term>`s are Keras metrics, the mean over
+  the epoch's steps so far. Steps are counted from the optimizer's `iterations` at the start of
+  fit (a resumed run goes on from its backup's step: place this after `BackupAndRestore`).
+  Keras allows no batch-level callbacks under a parameter-server strategy.
+
+  Args:
+    log_dir: the TensorBoard directory; `Experiment` writes into that of Keras' TensorBoard
+      callback's train writer (model_dir/logs/train/train).
+    every_steps: steps between two writes, >= 1.
+
+  Example (a tiny Keras model, 4 steps per epoch, a write every 2 steps):
+    >>> model = tf.keras.Sequential([tf.keras.layers.Dense(1, kernel_initializer="zeros")])
+    >>> model.compile(tf.keras.optimizers.SGD(0.1), "mse")
+    >>> dataset = tf.data.Dataset.from_tensors((tf.ones([4, 2]), tf.ones([4, 1]))).repeat(4)
+    >>> _ = model.fit(dataset, epochs=2, verbose=0,
+    ...               callbacks=[StepSummaries("runs/x/logs/train", 2)])
+    >>> events = [tf.compat.v1.Event.FromString(record.numpy()) for record in
+    ...           tf.data.TFRecordDataset(tf.io.gfile.glob("runs/x/logs/train/events.*"))]
+    >>> sorted({(event.step, value.tag) for event in events for value in event.summary.value})
+    [(2, 'step_learning_rate'), (2, 'step_loss'), (4, 'step_learning_rate'), (4, 'step_loss'),
+     (6, 'step_learning_rate'), (6, 'step_loss'), (8, 'step_learning_rate'), (8, 'step_loss')]
+  """
+
+  def __init__(self, log_dir: str, every_steps: int):
+    super().__init__()
+    if every_steps < 1:
+      raise ValueError(f"every_steps must be >= 1, got {every_steps}.")
+    self.log_dir = log_dir
+    self.every_steps = every_steps
+    # The logs stay tensors: only the steps that are written wait for their values.
+    self._supports_tf_logs = True
+    self._writer = None
+    self._step = 0
+
+  def on_train_begin(self, logs=None):
+    self._writer = tf.summary.create_file_writer(self.log_dir)
+    self._step = int(self.model.optimizer.iterations.numpy())
+
+  def on_train_batch_end(self, batch, logs=None):
+    self._step += 1
+    if self._step % self.every_steps:
+      return
+    values = {"learning_rate": self.model.optimizer.learning_rate}
+    values.update((name, value) for name, value in (logs or {}).items() if "loss" in name)
+    with self._writer.as_default(step=self._step):
+      for name, value in values.items():
+        tf.summary.scalar(f"step_{name}", float(tf.keras.backend.get_value(value)))
+
+  def on_train_end(self, logs=None):
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
+
+
 def learning_rate(training: config_lib.TrainConfig, steps_per_epoch: int
                   ) -> Union[float, tf.keras.optimizers.schedules.LearningRateSchedule]:
   """Adam's learning rate: `training.learning_rate`, or its schedule over the optimizer's steps.
@@ -112,11 +279,24 @@ class Experiment:
     config: the resolved experiment config.
     model_dir: where checkpoints, metrics and TensorBoard logs go.
 
-  Example:
-    >>> experiment = Experiment(config_lib.ExperimentConfig(), "/tmp/run")
-    >>> split = experiment.prepare_data()
-    >>> model = experiment.fit(split)
+  Example (the popularity baseline on a tiny synthetic log, in the relative runs/popularity):
+    >>> from tfrs_smoe.data import synthetic
+    >>> log = synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0]
+    >>> config = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+    ...     "model": {"name": "popularity"}, "eval": {"ks": [10]}})
+    >>> experiment = Experiment(config, "runs/popularity")
+    >>> split = experiment.prepare_data(log)  # Without a log: the configured data set.
+    >>> print(describe_split(split))
+    20 users, 65 items, 522 training interactions (327 positives), 20 validation and 20 test
+    targets
+    >>> model = experiment.fit(split)  # Counted, then checkpointed in runs/popularity.
     >>> print(format_table(experiment.evaluate(model, split, "validation")))
+    protocol          ndcg@10  recall@10     mrr@10  next_ndcg@10  next_recall@10  examples
+    ---------------------------------------------------------------------------------------
+    full_ranking       0.1995     0.4735     0.1212                                      20
+    next_k                                                 0.2637          0.4355        20
+    phns_test          0.3930     0.7967     0.2737                                      20
   """
 
   def __init__(self, config: config_lib.ExperimentConfig, model_dir: str,
@@ -152,7 +332,9 @@ class Experiment:
     (history window, next positive) pairs; both are validated by full ranking on
     split.validation every `train.validate_every` epochs and stop early on `train.monitor`,
     keeping the best weights. `callbacks` are added to Keras' fit after the experiment's own
-    (validation, early stopping, backup, TensorBoard).
+    (validation, early stopping, backup, TensorBoard with `StepSummaries` every
+    `train.log_every_steps` steps, and with `progress` an `EpochSummary` line per epoch, plus
+    Keras' progress bar when stdout is a terminal).
 
     The chief writes the run's vocabularies before training (or, resuming a backup or
     retraining in a directory that has them, checks that `split` is that run's data) and
@@ -278,6 +460,11 @@ class Experiment:
                      extra_callbacks: List[tf.keras.callbacks.Callback]) -> None:
     """Adam on `stream`, validation by full ranking, early stopping, TensorBoard logs, backups.
 
+    TensorBoard gets Keras' epoch metrics and `StepSummaries` (the learning rate and losses
+    every `train.log_every_steps` steps; not under a parameter-server strategy, where Keras
+    allows no batch-level callbacks). With `progress`, `EpochSummary` prints a line per epoch,
+    and Keras' progress bar shows on a terminal only.
+
     `BackupAndRestore` backs the model and optimizer up into model_dir/backup every epoch (or
     every `train.backup_every_steps` steps) and deletes the backup when fit ends. A run started
     while a backup exists (its process was killed) restores it and goes on from the step after
@@ -318,10 +505,20 @@ class Experiment:
           start_from_epoch=training.early_stopping_start_epoch))
     callbacks.append(tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=(
         "epoch" if parameter_server else training.backup_every_steps or "epoch")))
-    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs", "train"),
-                                                    write_graph=False))
+    log_dir = os.path.join(output_dir, "logs", "train")
+    callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, write_graph=False))
+    if training.log_every_steps and not parameter_server:
+      # Into the directory of Keras' own train writer: one TensorBoard run with the epoch_*.
+      callbacks.append(StepSummaries(os.path.join(log_dir, "train"), training.log_every_steps))
+    # Keras' progress bar only on a terminal (placed here, it ends its line before the
+    # epoch's summary); a log file gets EpochSummary's lines alone.
+    progress_bar = progress and sys.stdout.isatty()
+    if progress_bar:
+      callbacks.append(tf.keras.callbacks.ProgbarLogger(count_mode="steps"))
+    if progress:
+      callbacks.append(EpochSummary(training.epochs, training.monitor))
     model.fit(dataset, epochs=training.epochs, steps_per_epoch=stream.steps_per_epoch,
-              callbacks=callbacks + extra_callbacks, verbose=2 if progress else 0)
+              callbacks=callbacks + extra_callbacks, verbose=1 if progress_bar else 0)
 
   @staticmethod
   def _backed_up_step(model: tf.keras.Model, backup_dir: str) -> int:
@@ -384,6 +581,15 @@ class Experiment:
         batch_size=evaluation.batch_size, max_len=max_len).evaluate_per_example(
             model, examples, progress=progress)
     results.per_user["full_ranking"] = per_user_lib.PerUserMetrics(user_id, per_example)
+    if (evaluation.next_k_metrics and subset == "validation"
+        and self.config.data.split == "leave_one_out"):
+      future_examples, future = next_k.NextKEvaluator.leave_one_out_future(split)
+      results["next_k"], per_example = next_k.NextKEvaluator(
+          num_items=split.item_vocabulary.size, ks=evaluation.ks,
+          batch_size=evaluation.batch_size, max_len=max_len).evaluate_per_example(
+              model, future_examples, future, progress=progress)
+      results.per_user["next_k"] = per_user_lib.PerUserMetrics(
+          split.user_vocabulary.to_ids(future_examples.user_index), per_example)
     if evaluation.phns_test:
       pools = phns_protocol.PopularityPools.from_log(
           split.train.item, split.train.timestamp, split.item_vocabulary.size,
@@ -409,7 +615,7 @@ class Experiment:
     """
     os.makedirs(self.model_dir, exist_ok=True)
     per_user = getattr(results, "per_user", {})
-    for protocol in {*results, "full_ranking", "phns_test"}:
+    for protocol in {*results, "full_ranking", "phns_test", "next_k"}:
       per_user_path = os.path.join(self.model_dir,
                                    per_user_lib.PerUserMetrics.file_name(subset, protocol))
       if protocol in per_user:
@@ -432,15 +638,19 @@ class Experiment:
 
 def format_table(results: Results) -> str:
   """A fixed-width table: one row per protocol, one column per metric."""
-  # Recall@1 and MRR@1 equal NDCG@1 for one target, so they are left out of the table.
-  families = ("ndcg", "recall", "mrr")
+  # Recall@1 and MRR@1 equal NDCG@1 for one target, so they are left out of the table; the
+  # next-K protocol's metrics ("next_ndcg@k", "next_recall@k") come last.
+  families = ("ndcg", "recall", "mrr", "next_ndcg", "next_recall")
   names = sorted({name for metrics in results.values() for name in metrics
                   if "@" in name and (name.startswith("ndcg") or not name.endswith("@1"))},
                  key=lambda n: (families.index(n.split("@")[0]), int(n.split("@")[1])))
-  header = f"{'protocol':<14}" + "".join(f"{n:>11}" for n in names) + f"{'examples':>10}"
+  widths = [max(11, len(n) + 2) for n in names]
+  header = (f"{'protocol':<14}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths))
+            + f"{'examples':>10}")
   lines = [header, "-" * len(header)]
   for protocol, metrics in results.items():
-    cells = "".join(f"{metrics[n]:>11.4f}" if n in metrics else f"{'':>11}" for n in names)
+    cells = "".join(f"{metrics[n]:>{w}.4f}" if n in metrics else f"{'':>{w}}"
+                    for n, w in zip(names, widths))
     lines.append(f"{protocol:<14}{cells}{int(metrics['num_examples']):>10d}")
   return "\n".join(lines)
 

@@ -71,10 +71,10 @@ class ModelDirLock:
     model_dir: the directory to lock.
 
   Example:
-    >>> with ModelDirLock("/tmp/run"):
-    ...   pass  # Train, write checkpoints and metrics into /tmp/run.
-    >>> lock = ModelDirLock("/tmp/run")
-    >>> lock.acquire()  # Raises ModelDirLockedError if another run holds /tmp/run.
+    >>> with ModelDirLock("runs/example"):
+    ...   pass  # Train, write checkpoints and metrics into runs/example.
+    >>> lock = ModelDirLock("runs/example")
+    >>> lock.acquire()  # Raises ModelDirLockedError if another run holds runs/example.
     >>> lock.locked
     True
     >>> lock.release()

@@ -55,13 +55,19 @@ class ResumableEarlyStopping(tf.keras.callbacks.EarlyStopping):
     **kwargs: `tf.keras.callbacks.EarlyStopping`'s arguments (monitor, min_delta, patience,
       verbose, mode, baseline, restore_best_weights, start_from_epoch).
 
-  Example:
-    >>> backup_dir = "/tmp/run/backup"
-    >>> model.fit(dataset, epochs=20, callbacks=[
-    ...     validation,  # Logs val_ndcg@10.
-    ...     ResumableEarlyStopping(backup_dir, monitor="val_ndcg@10", mode="max", patience=3,
+  Example (on the training loss of a tiny model; the experiments monitor "val_ndcg@10" with
+  mode "max", logged by a `RankingValidation` placed before it):
+    >>> model = tf.keras.Sequential([tf.keras.Input(shape=(1,)),
+    ...                              tf.keras.layers.Dense(1, kernel_initializer="ones")])
+    >>> model.compile(tf.keras.optimizers.SGD(0.1), "mse")
+    >>> data = tf.data.Dataset.from_tensor_slices((tf.ones([8, 1]), tf.zeros([8, 1]))).batch(4)
+    >>> backup_dir = "runs/example/backup"
+    >>> history = model.fit(data, epochs=20, verbose=0, callbacks=[
+    ...     ResumableEarlyStopping(backup_dir, monitor="loss", min_delta=0.01, patience=2,
     ...                            restore_best_weights=True),
     ...     tf.keras.callbacks.BackupAndRestore(backup_dir)])
+    >>> len(history.epoch)  # Of 20: stopped after 2 epochs that beat the best by < 0.01.
+    7
   """
 
   def __init__(self, backup_dir: str, writes: Optional[bool] = None, **kwargs):

@@ -1,4 +1,4 @@
-"""A self-describing `--model_dir`: config, vocabularies and checkpoint written and checked together.
+"""A self-describing `--model_dir`: config, vocabularies, checkpoint written and checked together.
 
 Layout (written by `experiments/train.py` through `Experiment.fit`):
 
@@ -21,7 +21,7 @@ vocabularies/ first, so another data set is one clear error naming both, never a
 or, with an equal-size catalogue, every id silently mapped to another item.
 
 Example:
-  >>> run = RunDirectory("/tmp/run")
+  >>> run = RunDirectory("runs/example")
   >>> run.state()
   'empty'
   >>> run.begin(config_lib.ExperimentConfig())  # before loading any data

@@ -13,7 +13,7 @@ Each table gives mean ± std over seeds of the set's columns per evaluation prot
 users, the epochs, the training seconds per run and per epoch (and a machine column when the runs
 trained on more than one machine: seconds compare only within one). The line above it names the
 date, the seeds, the machine(s) and the command that reproduces it. With `readme`, each report
-and its plots (copied into docs/ beside the readme) replace the readme's generated section.
+and its plots (copied into the readme's docs/ folder) replace the readme's generated section.
 
 A deterministic variant (popularity) runs once, with seed 0. A run's records (params.yaml,
 outcome.json, history.json, test_gate_weights.npz) are all that `resume` reads, so a report is
@@ -22,13 +22,25 @@ rebuilt from them without training.
 `define_flags` and `run_from_flags` give the binaries (experiments/sweep.py and the older
 comparison scripts) the same flags and the same loop.
 
-Example:
+Example (the popularity baseline on a tiny watch log written here, in place of streaming_logs):
+  >>> os.makedirs("my_log", exist_ok=True)
+  >>> rows = [f"u{u},m{(3 * u + i) % 7},{1704067200 + 3600 * i},0.9"
+  ...         for u in range(10) for i in range(5)]  # 10 users, 5 positives each.
+  >>> with open("my_log/interactions.csv", "w", encoding="utf-8") as f:
+  ...   _ = f.write("user_id,item_id,timestamp,engagement\\n" + "\\n".join(rows) + "\\n")
   >>> from tfrs_smoe import sweep, variants
-  >>> runs = sweep.Sweep(variants.get("models").select(["popularity", "bst"]),
-  ...                    datasets=["streaming_logs"], seeds=[0, 1],
-  ...                    output_dir="runs/models").run()
+  >>> runs = sweep.Sweep(variants.get("models").select(["popularity"]),
+  ...                    datasets=["streaming_logs"], seeds=[0, 1], output_dir="runs/models",
+  ...                    tfds_data_dir="tfds", dataset_params_override=(
+  ...                        '{"streaming_logs": {"data": {"dataset": "watch_log", '
+  ...                        '"data_dir": "my_log"}}}')).run()  # Deterministic: seed 0 only.
+  | watch_log | engagement | popularity | full ranking | 0.3667 ± 0.0000 | 0.7248 ± 0.0000 | ...
+  ...
+  Written to runs/models/model_comparison.md
   >>> sorted(runs)
-  ['streaming_logs/engagement/bst', 'streaming_logs/engagement/popularity']
+  ['watch_log/engagement/popularity']
+  >>> sorted(os.listdir("runs/models/watch_log"))
+  ['popularity_engagement_seed0']
 """
 
 import dataclasses
@@ -112,9 +124,9 @@ class Sweep:
       runs, applied under the variants' own settings (`variants.resolve`).
     params_override: YAML/JSON text or file applied to every run, last.
     resume: reuse finished runs whose params.yaml matches (their outcome.json).
-    readme: also write each report into this markdown file (e.g. README.md) between its
+    readme: also write each report into this markdown file (e.g. docs/results.md) between its
       `<!-- begin SECTION -->` / `<!-- end SECTION -->` lines (the set's `readme_section`, plus
-      " <data set>" per data set for `per_dataset` sets), with the plots copied into docs/.
+      " <data set>" per data set for `per_dataset` sets), with the plots copied into its docs/.
     script: the binary named in each report's first line and command.
     variants_flag: the flag that names the variants in that command ("variants", "models").
     command_flags: (flag, value) pairs put first in that command (e.g. ("variant_set",
@@ -322,14 +334,16 @@ class Sweep:
 
   def _write_into_readme(self, section: str, report_path: str,
                          plots: List[Tuple[str, str]]) -> None:
-    """Puts a report and its plots (copied into docs/ beside the readme) into the readme."""
-    docs = os.path.join(os.path.dirname(os.path.abspath(self.readme)), "docs")
+    """Puts a report and its plots (copied into the readme's docs/ folder) into the readme."""
+    # The readme's docs/ folder: the one it is in (docs/results.md), or the one beside it.
+    folder = os.path.dirname(os.path.abspath(self.readme))
+    docs = folder if os.path.basename(folder) == "docs" else os.path.join(folder, "docs")
     os.makedirs(docs, exist_ok=True)
     with open(report_path, encoding="utf-8") as f:
       sections = [f.read().strip()]
     for title, name in plots:
       shutil.copyfile(os.path.join(self.output_dir, name), os.path.join(docs, name))
-      sections.append(f"![{title}](docs/{name})")
+      sections.append(f"![{title}]({os.path.relpath(os.path.join(docs, name), folder)})")
     reporting.replace_generated_section(self.readme, section, "\n\n".join(sections))
     print(f"Report written into {self.readme}")
 
@@ -502,8 +516,9 @@ def define_flags(variant_set: str, output_dir: str, variants_flag: str = "varian
   flags.DEFINE_bool("resume", False, "Reuse finished runs whose params.yaml matches (their "
                     "outcome.json) instead of training them again.")
   flags.DEFINE_string("readme", "", "Also write the report(s) into this markdown file (e.g. "
-                      "README.md) between its '<!-- begin SECTION -->' and '<!-- end SECTION "
-                      "-->' lines, with the plots copied into docs/ beside it.")
+                      "docs/results.md) between its '<!-- begin SECTION -->' and '<!-- end "
+                      "SECTION -->' lines, with the plots copied into its docs/ folder (the "
+                      "one it is in, or the one beside it).")
 
 
 def run_from_flags(script: str, variants_flag: str = "variants",

@@ -17,7 +17,7 @@ A variant's config is built in a fixed order (`resolve`): defaults <- the data s
 Example:
   >>> from tfrs_smoe import variants
   >>> variants.names()
-  ('models', 'phns', 'retrieval', 'report', 'max_len')
+  ('models', 'phns', 'retrieval', 'report', 'next_k', 'max_len')
   >>> [v.name for v in variants.get("models").variants]
   ['popularity', 'bst', 'smoe_bst', 'sasrec']
   >>> config = variants.resolve(variants.get("phns"), "hard", {"dataset": "streaming_logs"},

@@ -6,7 +6,6 @@ import socket
 import numpy as np
 import pytest
 
-import tfrs_smoe  # pylint: disable=unused-import  # Selects Keras 2 before TensorFlow loads.
 from tfrs_smoe.data import schema
 from tfrs_smoe.data import streaming_logs
 from tfrs_smoe.data import synthetic

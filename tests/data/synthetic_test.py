@@ -10,7 +10,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-import tfrs_smoe  # pylint: disable=unused-import  # Selects Keras 2 before TensorFlow loads.
 from tfrs_smoe.data import synthetic
 
 TINY = synthetic.SyntheticConfig(num_users=200, num_titles=300, seed=11)

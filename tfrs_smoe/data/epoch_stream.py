@@ -12,9 +12,14 @@ Skipping replays the input pipeline for the skipped batches (not the model), whi
 one pass of the pipeline per finished epoch.
 
 Example:
-  >>> stream = EpochStream(examples, batch_size=128, seed=0)
-  >>> dataset = stream.dataset(epochs=10, start_step=int(model.optimizer.iterations))
-  >>> model.fit(dataset, epochs=10, steps_per_epoch=stream.steps_per_epoch)
+  >>> examples = tf.data.Dataset.from_tensor_slices((tf.ones([10, 1]), tf.zeros([10, 1])))
+  >>> model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+  >>> model.compile(tf.keras.optimizers.SGD(0.1), "mse")
+  >>> stream = EpochStream(examples, batch_size=4, seed=0)
+  >>> dataset = stream.dataset(epochs=2, start_step=int(model.optimizer.iterations))
+  >>> _ = model.fit(dataset, epochs=2, steps_per_epoch=stream.steps_per_epoch, verbose=0)
+  >>> int(model.optimizer.iterations)  # 2 epochs of 3 batches: a resumed run passes this step.
+  6
 """
 
 from typing import Callable, Optional

@@ -23,10 +23,15 @@ keeps well ahead of training. Randomness is stateless: each batch's draws are se
 negatives (for a fixed batch order).
 
 Example:
+  >>> from tfrs_smoe.data import sequences, synthetic
+  >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+  ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
   >>> sampler = HardNegativeSampler.from_log(split.train, split.item_vocabulary.size,
   ...                                        PHNSConfig(preset="medium"))
+  >>> pipeline = sequences.SequencePipeline(max_len=10)
   >>> batches = sampler.add_negatives(pipeline.sequences(split.train).batch(128))
-  >>> # + "negatives" [batch, L, N]
+  >>> next(iter(batches))["negatives"].shape  # [batch, L, N]: 20 users, L = 10, N = 10.
+  TensorShape([20, 10, 10])
 """
 
 import dataclasses
@@ -114,10 +119,15 @@ class HardNegativeSampler:
   "negatives" [batch, ..., num_negatives] int32.
 
   Example:
+    >>> from tfrs_smoe.data import sequences, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> num_items = split.item_vocabulary.size
     >>> sampler = HardNegativeSampler.from_log(split.train, num_items, PHNSConfig(preset="hard"))
-    >>> batches = sampler.add_negatives(pipeline.windows(split.train).batch(256))
-    >>> next(iter(batches))["negatives"].shape
-    TensorShape([256, 10])
+    >>> pipeline = sequences.SequencePipeline(max_len=10)
+    >>> batches = sampler.add_negatives(pipeline.windows(split.train).batch(8))
+    >>> next(iter(batches))["negatives"].shape  # [batch, N]
+    TensorShape([8, 10])
   """
 
   def __init__(self, seen: tf.RaggedTensor, hard: tf.RaggedTensor,

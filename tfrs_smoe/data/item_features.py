@@ -30,8 +30,20 @@ class ItemFeatureTables:
     categorical_vocabularies: name -> [num_values] str, the sorted distinct known values.
 
   Example:
-    >>> tables = ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
-    >>> pipeline = SequencePipeline(item_features=tables.as_dict())
+    >>> catalog = schema.ItemCatalog(
+    ...     item_id=np.array(["m1", "m2"]), title=np.array(["Heat", "Up"]),
+    ...     genres=np.array(["Action|Crime", "Animation"]), year=np.array([1995, 2009]),
+    ...     runtime_seconds=np.array([10200.0, 5760.0]))
+    >>> tables = ItemFeatureTables.from_catalog(catalog, vocabulary_lib.IdVocabulary(["m1", "m2"]))
+    >>> tables.genre_vocabulary
+    array(['Action', 'Animation', 'Crime'], dtype='<U9')
+    >>> tables.genres  # Rows by item index: padding, OOV, m1, m2.
+    array([[0, 0, 0, 0],
+           [0, 0, 0, 0],
+           [1, 3, 0, 0],
+           [2, 0, 0, 0]], dtype=int32)
+    >>> sorted(tables.as_dict())  # The tables `SequencePipeline(item_features=...)` gathers.
+    ['genres', 'year_bucket']
   """
 
   genres: np.ndarray

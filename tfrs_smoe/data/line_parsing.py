@@ -74,8 +74,10 @@ def file_encoding(path: str, encodings: Sequence[str]) -> str:
     The first candidate that decodes every byte of the file, or the last candidate when none
     does (its undecodable lines are then malformed lines of `parse_lines`).
 
-  Example:
-    >>> file_encoding("ml-1m/movies.dat", ("utf-8", "latin-1"))  # As GroupLens ships it.
+  Example (ml-1m/movies.dat, as GroupLens ships it, is Latin-1):
+    >>> with open("movies.dat", "wb") as f:
+    ...   _ = f.write("1::Am\\xe9lie (2001)::Comedy|Romance\\n".encode("latin-1"))
+    >>> file_encoding("movies.dat", ("utf-8", "latin-1"))
     'latin-1'
   """
   for encoding in encodings[:-1]:

@@ -73,7 +73,9 @@ class MovieLensConfig(tfds.core.BuilderConfig):
 
   Example:
     >>> config = MovieLensConfig(name="1m-strict-positives", format="1m", abandonment_rating=3.0)
-    >>> builder = MovieLens(config=config, data_dir="/tmp/tfds")
+    >>> builder = MovieLens(config=config, data_dir="tfds")
+    >>> builder.builder_config.name, builder.builder_config.format
+    ('1m-strict-positives', '1m')
   """
 
   format: str = "latest-small"
@@ -120,12 +122,21 @@ def movielens_config(format: str,  # pylint: disable=redefined-builtin
 class MovieLens(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """MovieLens ratings from local GroupLens files, one record per rating.
 
-  Example:
-    >>> builder = MovieLens(config="100k", data_dir="/tmp/tfds")
+  Example (tiny files in the 100k format):
+    >>> os.makedirs("ml-100k", exist_ok=True)
+    >>> drama = "|".join("1" if genre == 8 else "0" for genre in range(19))
+    >>> for name, text in (("u.item", f"10|Heat (1995)|01-Jan-1995||http://x|{drama}\\n"),
+    ...                    ("u.data", "1\\t10\\t5\\t881250949\\n2\\t10\\t2\\t881250950\\n"),
+    ...                    ("u.user", "1|24|M|technician|85711\\n2|53|F|other|94043\\n")):
+    ...   with open(os.path.join("ml-100k", name), "w", encoding="latin-1") as f:
+    ...     _ = f.write(text)
+    >>> builder = MovieLens(config="100k", data_dir="tfds")
     >>> builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-    ...     manual_dir="/data/ml-100k", try_download_gcs=False))
-    >>> builder.info.metadata["skipped_lines"]
-    {'u.genre': 0, 'u.item': 0, 'u.user': 0, 'u.data': 0}
+    ...     manual_dir="ml-100k", try_download_gcs=False))
+    Downloading and preparing dataset ... to tfds/movielens/100k/1.1.0...
+    Dataset movielens downloaded and prepared to tfds/movielens/100k/1.1.0. ...
+    >>> builder.info.metadata["skipped_lines"]  # u.genre too when the folder has it.
+    {'u.item': 0, 'u.user': 0, 'u.data': 0}
   """
 
   name = "movielens"
@@ -221,10 +232,17 @@ def load_movielens(manual_dir: str,
   Raises:
     schema.DataError: a file is missing or a line is malformed (unless skipped).
 
-  Example:
-    >>> log = load_movielens("/data/ml-latest-small", data_dir="/tmp/tfds")
-    >>> log.abandonment_threshold
-    0.4
+  Example (tiny files in the latest-small format):
+    >>> os.makedirs("ml-latest-small", exist_ok=True)
+    >>> with open("ml-latest-small/movies.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("movieId,title,genres\\n1,Toy Story (1995),Adventure|Animation\\n")
+    >>> with open("ml-latest-small/ratings.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("userId,movieId,rating,timestamp\\n1,1,5.0,964982703\\n2,1,2.5,964983000\\n")
+    >>> log = load_movielens("ml-latest-small", data_dir="tfds")
+    Downloading and preparing dataset ... to tfds/movielens/latest-small/1.1.0...
+    Dataset movielens downloaded and prepared to tfds/movielens/latest-small/1.1.0. ...
+    >>> log.abandonment_threshold, len(log.interactions.user_id)
+    (0.4, 2)
   """
   if not 0.0 <= abandonment_rating < movielens_files.MAX_RATING:
     raise ValueError(f"abandonment_rating {abandonment_rating} is not in "

@@ -347,8 +347,13 @@ def read_movielens(directory: str, format: str,  # pylint: disable=redefined-bui
     schema.DataError: a file is missing, a line is malformed (unless skipped), or no rating
       is left.
 
-  Example:
-    >>> result = read_movielens("/data/ml-latest-small", "latest-small")
+  Example (tiny files in the latest-small format):
+    >>> os.makedirs("ml-latest-small", exist_ok=True)
+    >>> with open("ml-latest-small/movies.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("movieId,title,genres\\n1,Toy Story (1995),Adventure|Animation\\n")
+    >>> with open("ml-latest-small/ratings.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("userId,movieId,rating,timestamp\\n1,1,5.0,964982703\\n2,1,2.5,964983000\\n")
+    >>> result = read_movielens("ml-latest-small", "latest-small")
     >>> result.skipped
     {'movies.csv': 0, 'ratings.csv': 0}
     >>> float(result.columns["engagement"].max())  # A 5-star rating.
@@ -394,7 +399,10 @@ def detect_format(directory: str) -> str:
       of several formats.
 
   Example:
-    >>> detect_format("/data/ml-100k")
+    >>> os.makedirs("ml-100k", exist_ok=True)
+    >>> for name in ("u.data", "u.item", "u.user"):  # Only the names matter here.
+    ...   open(os.path.join("ml-100k", name), "w").close()
+    >>> detect_format("ml-100k")
     '100k'
   """
   directory = os.fspath(directory)
@@ -431,7 +439,11 @@ def source_fingerprint(directory: str,
     schema.DataError: a required file is missing.
 
   Example:
-    >>> sorted(source_fingerprint("/data/ml-latest-small", "latest-small"))
+    >>> os.makedirs("ml-latest-small", exist_ok=True)
+    >>> for name in ("ratings.csv", "movies.csv"):  # Any content: only digested here.
+    ...   with open(os.path.join("ml-latest-small", name), "w", encoding="utf-8") as f:
+    ...     _ = f.write(name)
+    >>> sorted(source_fingerprint("ml-latest-small", "latest-small"))
     ['movies.csv', 'ratings.csv']
   """
   _check_format(format)

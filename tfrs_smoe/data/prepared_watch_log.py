@@ -59,8 +59,16 @@ class PreparedWatchLog:
     path: the prepared data's folder.
 
   Example:
-    >>> prepared = PreparedWatchLog("/data/my_log", watch_log_files.WatchLogFormat())
+    >>> os.makedirs("my_log", exist_ok=True)
+    >>> with open("my_log/interactions.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("user_id,item_id,timestamp,engagement\\n"
+    ...               "u1,m1,1704139200,0.9\\nu1,m2,1704229200,0.02\\nu2,m1,1704232800,1.0\\n")
+    >>> prepared = PreparedWatchLog("my_log", watch_log_files.WatchLogFormat(), root="tfds")
     >>> log = prepared.load()  # Reads the files the first time, Parquet afterwards.
+    >>> sorted(os.listdir(prepared.path))
+    ['interactions.parquet', 'items.parquet', 'metadata.json']
+    >>> len(prepared.load().interactions.user_id)  # From Parquet.
+    3
   """
 
   def __init__(self, directory: str,

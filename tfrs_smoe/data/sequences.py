@@ -17,8 +17,13 @@ Soft labels weigh the k-th next target (1.0, 0.6, 0.3 for K = 3 by default); mis
 index) are gathered for history and targets in the pipeline, so models receive them as inputs.
 
 Example:
+  >>> from tfrs_smoe.data import synthetic
+  >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+  ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
   >>> pipeline = SequencePipeline(max_len=50, next_k=3)
   >>> dataset = pipeline.windows(split.train).shuffle(10_000, seed=0).batch(256)
+  >>> next(iter(dataset))["targets"].shape  # [batch, K]
+  TensorShape([256, 3])
 """
 
 from typing import Dict, Optional, Sequence
@@ -48,8 +53,12 @@ class SequencePipeline:
     timestamp [L] (time of the item each position predicts first).
 
   Example:
+    >>> log = splits.IndexedLog(  # One user, positives 2, 4, 5 (3 is an abandonment).
+    ...     user=np.zeros(4, np.int32), item=np.array([2, 3, 4, 5], np.int32),
+    ...     timestamp=np.arange(4), engagement=np.array([.9, .01, .8, .7], np.float32),
+    ...     positive=np.array([True, False, True, True]))
     >>> pipeline = SequencePipeline(max_len=3, next_k=1, soft_labels=(1.0,))
-    >>> example = next(iter(pipeline.sequences(log)))  # One user, positives 2, 4, 5.
+    >>> example = next(iter(pipeline.sequences(log)))
     >>> example["history"].numpy(), example["targets"].numpy()[:, 0]
     (array([0, 2, 4], dtype=int32), array([0, 4, 5], dtype=int32))
   """

@@ -43,10 +43,20 @@ class StreamingLogs(tfds.core.GeneratorBasedBuilder):
   """Synthetic streaming watch logs with engagement = watch_seconds / runtime_seconds.
 
   Example:
-    >>> builder = StreamingLogs(config="small", data_dir="/tmp/tfds")
-    >>> builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+    >>> builder = StreamingLogs(config="tiny", data_dir="tfds")  # Or "small", "medium", ...
+    >>> builder.builder_config.synthetic.num_users
+    300
+    >>> mini = StreamingLogs(config=StreamingLogsConfig(
+    ...     name="mini", synthetic=synthetic_logs.SyntheticConfig(num_users=20, num_titles=30)),
+    ...     data_dir="tfds")
+    >>> mini.download_and_prepare(download_config=tfds.download.DownloadConfig(
     ...     try_download_gcs=False))
-    >>> dataset = builder.as_dataset(split="train")
+    Downloading and preparing dataset ... to tfds/streaming_logs/mini/1.0.0...
+    Dataset streaming_logs downloaded and prepared to tfds/streaming_logs/mini/1.0.0. ...
+    >>> dataset = mini.as_dataset(split="train")
+    >>> sorted(next(iter(dataset)))  # One record per watch event.
+    ['engagement', 'item_genres', 'item_id', 'item_runtime_seconds', 'item_title', 'item_year',
+     'runtime_seconds', 'timestamp', 'user_id', 'watch_seconds']
   """
 
   VERSION = tfds.core.Version("1.0.0")
@@ -133,9 +143,13 @@ def load_streaming_logs(config: Union[None, str, StreamingLogsConfig] = None,
 
   Example:
     >>> from tfrs_smoe.data import synthetic
-    >>> mini = StreamingLogsConfig(
-    ...     name="mini", synthetic=synthetic.SyntheticConfig(num_users=50, num_titles=60))
-    >>> log = load_streaming_logs(mini, data_dir="/tmp/tfds")
+    >>> demo = StreamingLogsConfig(
+    ...     name="demo", synthetic=synthetic.SyntheticConfig(num_users=20, num_titles=30))
+    >>> log = load_streaming_logs(demo, data_dir="tfds")  # Prepares it the first time.
+    Downloading and preparing dataset ... to tfds/streaming_logs/demo/1.0.0...
+    Dataset streaming_logs downloaded and prepared to tfds/streaming_logs/demo/1.0.0. ...
+    >>> log.name, len(np.unique(log.interactions.user_id))
+    ('streaming_logs', 20)
   """
   builder = StreamingLogs(config=config, data_dir=data_dir)
   builder.download_and_prepare(

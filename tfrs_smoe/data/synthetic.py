@@ -61,6 +61,8 @@ from tfrs_smoe.data import synthetic_simulation
 
 # Defined with the machinery, which needs them without importing this module.
 SyntheticConfig = synthetic_catalog.SyntheticConfig
+# `generate_watch_log`'s default (a frozen dataclass, so one instance serves every call).
+_DEFAULT_CONFIG = SyntheticConfig()
 # Index of `GroundTruth.event_source` into these names.
 EVENT_SOURCES = synthetic_simulation.EVENT_SOURCES
 
@@ -117,7 +119,7 @@ class GroundTruth:
   event_fit: np.ndarray
 
 
-def generate_watch_log(config: SyntheticConfig = SyntheticConfig()
+def generate_watch_log(config: SyntheticConfig = _DEFAULT_CONFIG
                       ) -> Tuple[schema.WatchLog, GroundTruth]:
   """Draws a synthetic streaming watch log and the structure behind it.
 

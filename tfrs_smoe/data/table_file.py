@@ -57,10 +57,15 @@ class TableFile:
     examples: up to 3 of them, as "file: row n: reason".
 
   Example:
-    >>> table = TableFile("/data/log/interactions.csv", skip_bad_rows=False)
+    >>> with open("interactions.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("user_id,item_id,timestamp\\nu1,m1,1704100000\\nu2,m1,1704200000\\n")
+    >>> table = TableFile("interactions.csv", skip_bad_rows=False)
+    >>> table.format, table.columns
+    ('csv', ['user_id', 'item_id', 'timestamp'])
     >>> table.require(["user_id", "item_id"], "interactions")
     >>> for first_row, batch in table.batches(["user_id", "item_id"]):
-    ...   user_ids = batch.column("user_id")  # pyarrow string array; row first_row + i
+    ...   print(first_row, batch.column("user_id").to_pylist())  # Row first_row + i of the file.
+    1 ['u1', 'u2']
   """
 
   def __init__(self, path: str, skip_bad_rows: bool, batch_size: int = 65_536):

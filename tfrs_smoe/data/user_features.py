@@ -27,8 +27,14 @@ class UserFeatureTables:
     vocabularies: feature name -> [num_values] str, the sorted distinct known values.
 
   Example:
-    >>> tables = UserFeatureTables.from_table(split.users, split.user_vocabulary)
-    >>> tables.tables["plan"][split.validation.user_index]  # [num_examples] value ids
+    >>> users = schema.UserTable(user_id=np.array(["bob", "alice"]),
+    ...                          features={"plan": np.array(["premium", "basic"])})
+    >>> tables = UserFeatureTables.from_table(users, vocabulary_lib.IdVocabulary(
+    ...     ["alice", "bob", "carol"]))
+    >>> tables.tables["plan"]  # By user index: padding, OOV, alice, bob, carol (unknown).
+    array([0, 0, 1, 2, 0], dtype=int32)
+    >>> tables.vocabularies["plan"]
+    array(['basic', 'premium'], dtype='<U7')
   """
 
   tables: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)

@@ -33,12 +33,14 @@ read in record batches through `TableFile`, values converted by `column_values`,
 holds numpy columns, never one Python object per row.
 """
 
+import functools
 import hashlib
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
+import pyarrow as pa
 
 from tfrs_smoe.data import column_values
 from tfrs_smoe.data import schema
@@ -86,6 +88,32 @@ def _align(table_ids: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarr
   return found, order[position[found]]
 
 
+def _check_column(table: table_file.TableFile, first_row: int, batch: pa.RecordBatch,
+                  rejected: np.ndarray, name: str, parsed: Tuple[np.ndarray, np.ndarray],
+                  reason: str,
+                  extra_bad: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+  """The parsed values of a batch's column `name`, its bad rows rejected once each.
+
+  Args:
+    table: the file the batch is from.
+    first_row: the row number of the batch's first row.
+    batch: the record batch.
+    rejected: [batch rows] bool, the rows rejected so far; updated in place.
+    name: the column's name in the file.
+    parsed: (values, bad) [batch rows] each, the column parsed (`column_values`).
+    reason: what is wrong with a bad value.
+    extra_bad: values -> [batch rows] bool, more bad rows (e.g. out of range), or None.
+
+  Returns:
+    [batch rows] the values (those of bad rows are meaningless).
+  """
+  values, bad = parsed
+  bad = bad if extra_bad is None else bad | extra_bad(values)
+  table.reject(first_row, bad & ~rejected, name, batch.column(name), reason)
+  rejected[:] |= bad
+  return values
+
+
 class WatchLogFiles:
   """The files of one watch-log folder (see the module docstring) and their reading.
 
@@ -99,8 +127,15 @@ class WatchLogFiles:
     users: the users files ([] without).
 
   Example:
-    >>> files = WatchLogFiles("/data/my_log", WatchLogFormat(columns={"user_id": "account"}))
+    >>> os.makedirs("my_log", exist_ok=True)
+    >>> with open("my_log/interactions.csv", "w", encoding="utf-8") as f:
+    ...   _ = f.write("account,item_id,timestamp,engagement\\n"
+    ...               "u1,m1,2024-01-01T20:00:00Z,0.9\\nu1,m2,2024-01-02T21:00:00Z,0.02\\n"
+    ...               "u2,m1,2024-01-02T22:00:00Z,1.0\\n")
+    >>> files = WatchLogFiles("my_log", WatchLogFormat(columns={"user_id": "account"}))
     >>> log = files.read()
+    >>> log.interactions.user_id, log.interactions.item_id
+    (array(['u1', 'u1', 'u2'], dtype='<U2'), array(['m1', 'm2', 'm1'], dtype='<U2'))
     >>> log.metadata["skipped_rows"]
     {'interactions.csv': 0}
   """
@@ -172,14 +207,7 @@ class WatchLogFiles:
     names = ids + ([column("engagement")] if direct else []) + (seconds if with_seconds else [])
     for first_row, batch in table.batches(names):
       rejected = np.zeros(batch.num_rows, bool)
-
-      def check(name, parsed, reason, extra_bad=None):
-        values, bad = parsed
-        bad = bad if extra_bad is None else bad | extra_bad(values)
-        table.reject(first_row, bad & ~rejected, name, batch.column(name), reason)
-        rejected[:] |= bad
-        return values
-
+      check = functools.partial(_check_column, table, first_row, batch, rejected)
       user = check(ids[0], column_values.ids(batch.column(ids[0])), column_values.REASONS["id"])
       item = check(ids[1], column_values.ids(batch.column(ids[1])), column_values.REASONS["id"])
       timestamp = check(ids[2], column_values.timestamps(batch.column(ids[2])),
@@ -323,7 +351,7 @@ class WatchLogFiles:
     items, items_without = self._catalog(interactions)
     users, users_without = self._user_table(interactions)
     skipped = self._skipped_counts()
-    for name, table in self._skipped.items():
+    for table in self._skipped.values():
       if table.skipped:
         logging.warning("Skipped %d bad row(s) of %s, e.g. %s", table.skipped, table.path,
                         " | ".join(table.examples))

@@ -53,11 +53,20 @@ class NextKEvaluator:
     max_len: int. History length of the model inputs (`EvalExamples.model_inputs`).
     max_scores_per_batch: int. Cap on batch_size * num_items, as in `FullRankingEvaluator`.
 
-  Example:
-    >>> evaluator = NextKEvaluator(num_items=vocabulary_size, ks=(5, 10))
-    >>> examples, future = NextKEvaluator.leave_one_out_future(split)  # future: [n, 2]
-    >>> summary, per_example = evaluator.evaluate_per_example(model, examples, future)
-    >>> summary["next_recall@10"], summary["k_future"]  # ..., 2
+  Example (the popularity baseline on a tiny synthetic log):
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> from tfrs_smoe.models import popularity
+    >>> model = popularity.PopularityModel(split.item_vocabulary.size)
+    >>> model.fit_counts(split.train.item[split.train.positive])
+    >>> evaluator = NextKEvaluator(num_items=split.item_vocabulary.size, ks=(5, 10))
+    >>> examples, future = NextKEvaluator.leave_one_out_future(split)
+    >>> future.shape  # [n, 2]: the validation and test targets of each user.
+    (20, 2)
+    >>> summary = evaluator.evaluate(model, examples, future)
+    >>> round(summary["next_recall@10"], 3), summary["k_future"]
+    (0.436, 2)
   """
 
   def __init__(self,
@@ -196,9 +205,20 @@ class NextKEvaluator:
       metric name to [n] float64 values in the order of `examples`, whose means are the
       summary up to float64 rounding.
 
-    Example:
+    Example (the popularity baseline on a tiny synthetic log):
+      >>> from tfrs_smoe.data import splits, synthetic
+      >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+      ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+      >>> from tfrs_smoe.models import popularity
+      >>> model = popularity.PopularityModel(split.item_vocabulary.size)
+      >>> model.fit_counts(split.train.item[split.train.positive])
+      >>> evaluator = NextKEvaluator(num_items=split.item_vocabulary.size, ks=(5, 10))
+      >>> examples, future = NextKEvaluator.leave_one_out_future(split)
       >>> summary, per_example = evaluator.evaluate_per_example(model, examples, future)
-      >>> per_example["next_recall@10"].mean() - summary["next_recall@10"]  # 0 up to rounding
+      >>> per_example["next_recall@10"].shape  # (len(examples),)
+      (20,)
+      >>> bool(abs(per_example["next_recall@10"].mean() - summary["next_recall@10"]) < 1e-9)
+      True
     """
     accumulator, k_future = self._accumulate(score_fn, examples, future_targets, progress,
                                              keep_values=True)
@@ -225,9 +245,13 @@ class NextKEvaluator:
         the positive right after that user's validation target (its history is not the
         validation history plus the validation target), as in a global time split.
 
-    Example:
+    Example (a tiny synthetic log):
+      >>> from tfrs_smoe.data import splits, synthetic
+      >>> log = synthetic.generate_watch_log(
+      ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0]
       >>> examples, future = NextKEvaluator.leave_one_out_future(splits.leave_one_out(log))
-      >>> future[:, 0] == examples.target  # all True
+      >>> future.shape, bool((future[:, 0] == examples.target).all())
+      ((20, 2), True)
     """
     validation, test = split.validation, split.test
     for name, examples in (("validation", validation), ("test", test)):

@@ -41,7 +41,9 @@ class PerUserMetrics:
     ...                       metrics={"ndcg@10": np.array([1.0, 0.0])})
     >>> rows.mean()
     {'ndcg@10': 0.5}
-    >>> path = rows.write_csv(os.path.join(model_dir, PerUserMetrics.file_name("test")))
+    >>> path = rows.write_csv(os.path.join("runs", "bst", PerUserMetrics.file_name("test")))
+    >>> path
+    'runs/bst/per_user_test.csv'
     >>> PerUserMetrics.read_csv(path).metrics["ndcg@10"]
     array([1., 0.])
   """
@@ -101,7 +103,9 @@ class PerUserMetrics:
     Every user must have the same metrics.
 
     Example:
-      >>> PerUserMetrics.from_mapping({"u1": {"ndcg@10": 1.0}, "u2": {"ndcg@10": 0.0}})
+      >>> rows = PerUserMetrics.from_mapping({"u1": {"ndcg@10": 1.0}, "u2": {"ndcg@10": 0.0}})
+      >>> rows.user_id, rows.metrics
+      (array(['u1', 'u2'], dtype='<U2'), {'ndcg@10': array([1., 0.])})
     """
     users = list(rows)
     names = list(rows[users[0]]) if users else []

@@ -113,8 +113,13 @@ class PopularityPools:
       config: supplies trending_pool_size, trending_window_fraction and tail_fraction.
 
     Example:
-      >>> pools = PopularityPools.from_log(train.item_index, train.timestamp, num_items)
-      >>> pools.trending[:5]  # the five items most watched in the last 10% of the log's span
+      >>> from tfrs_smoe.data import splits, synthetic
+      >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+      ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+      >>> train = split.train
+      >>> pools = PopularityPools.from_log(train.item, train.timestamp, split.item_vocabulary.size)
+      >>> pools.trending[:5]  # The items most watched in the last 10% of the log's span (3).
+      array([21, 40, 41], dtype=int32)
     """
     item_index = np.asarray(item_index, dtype=np.int64)
     timestamp = np.asarray(timestamp, dtype=np.int64)
@@ -290,8 +295,16 @@ def build_candidates(examples: EvalExamples, pools: PopularityPools,
     False for padding slots, which hold item 0).
 
   Example:
-    >>> candidates, valid = build_candidates(test_examples, pools, PHNSTestConfig())
-    >>> candidates.shape  # (n, 100)
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> pools = PopularityPools.from_log(split.train.item, split.train.timestamp,
+    ...                                  split.item_vocabulary.size)
+    >>> candidates, valid = build_candidates(split.test, pools, PHNSTestConfig(num_candidates=20))
+    >>> candidates.shape  # (n, num_candidates)
+    (20, 20)
+    >>> bool((candidates[:, 0] == split.test.target).all())  # The target is column 0.
+    True
   """
   candidates, valid, _ = _build_candidates(examples, pools, config)
   return candidates, valid
@@ -306,11 +319,19 @@ class PHNSTestEvaluator:
     batch_size: examples scored per `score_candidates_fn` call.
     max_len: history length of the model inputs (`EvalExamples.model_inputs`).
 
-  Example:
-    >>> pools = PopularityPools.from_log(train.item_index, train.timestamp, num_items)
-    >>> evaluator = PHNSTestEvaluator(PHNSTestConfig(seed=0))
-    >>> results = evaluator.evaluate(model.score_candidates, test_examples, pools)
-    >>> results["ndcg@10"], results["mean_abandoned"]
+  Example (the popularity baseline on a tiny synthetic log):
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> from tfrs_smoe.models import popularity
+    >>> model = popularity.PopularityModel(split.item_vocabulary.size)
+    >>> model.fit_counts(split.train.item[split.train.positive])
+    >>> pools = PopularityPools.from_log(split.train.item, split.train.timestamp,
+    ...                                  split.item_vocabulary.size)
+    >>> evaluator = PHNSTestEvaluator(PHNSTestConfig(num_candidates=20, seed=0))
+    >>> results = evaluator.evaluate(model.score_candidates, split.test, pools)
+    >>> round(results["ndcg@10"], 3), results["mean_abandoned"]
+    (0.385, 12.05)
   """
 
   def __init__(self,
@@ -383,10 +404,20 @@ class PHNSTestEvaluator:
       metric name ("ndcg@k", "recall@k", "mrr@k") to [n] float64 values in the order of
       `examples`, whose mean is the summary's up to float64 rounding.
 
-    Example:
+    Example (the popularity baseline on a tiny synthetic log):
+      >>> from tfrs_smoe.data import splits, synthetic
+      >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+      ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+      >>> from tfrs_smoe.models import popularity
+      >>> model = popularity.PopularityModel(split.item_vocabulary.size)
+      >>> model.fit_counts(split.train.item[split.train.positive])
+      >>> pools = PopularityPools.from_log(split.train.item, split.train.timestamp,
+      ...                                  split.item_vocabulary.size)
+      >>> evaluator = PHNSTestEvaluator(PHNSTestConfig(num_candidates=20))
       >>> summary, per_example = evaluator.evaluate_per_example(
-      ...     model.score_candidates, test_examples, pools)
-      >>> per_example["ndcg@10"].shape  # (len(test_examples),)
+      ...     model.score_candidates, split.test, pools)
+      >>> per_example["ndcg@10"].shape  # (len(split.test),)
+      (20,)
     """
     return self._evaluate(score_candidates_fn, examples, pools, progress, keep_values=True)
 

@@ -20,10 +20,24 @@ class RankingValidation(tf.keras.callbacks.Callback):
     examples: the validation examples.
     every: evaluate after every `every`-th epoch (and the first).
 
-  Example:
+  In training: `model.fit(dataset, epochs=20, callbacks=[callback,
+  tf.keras.callbacks.EarlyStopping("val_ndcg@10", mode="max", patience=3,
+  restore_best_weights=True)])`.
+
+  Example (one epoch's end by hand, with the popularity baseline on a tiny synthetic log):
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> from tfrs_smoe.models import popularity
+    >>> model = popularity.PopularityModel(split.item_vocabulary.size)
+    >>> model.fit_counts(split.train.item[split.train.positive])
+    >>> evaluator = full_ranking.FullRankingEvaluator(split.item_vocabulary.size, ks=(10,))
     >>> callback = RankingValidation(evaluator, split.validation, every=2)
-    >>> model.fit(dataset, epochs=20, callbacks=[callback, tf.keras.callbacks.EarlyStopping(
-    ...     "val_ndcg@10", mode="max", patience=3, restore_best_weights=True)])
+    >>> callback.set_model(model)
+    >>> logs = {"loss": 1.0}
+    >>> callback.on_epoch_end(0, logs)
+    >>> sorted(logs)
+    ['loss', 'val_mrr@10', 'val_ndcg@10', 'val_recall@10']
   """
 
   def __init__(self, evaluator: full_ranking.FullRankingEvaluator,

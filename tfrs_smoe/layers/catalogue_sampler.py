@@ -62,10 +62,17 @@ class CatalogueSampler(tf.keras.layers.Layer):
      q_sampled [num_sampled] float32 Q of the sampled ids).
 
   Example:
+    >>> counts = np.array([0, 0, 5, 3, 2], np.float32)  # Training positives per item index.
     >>> sampler = CatalogueSampler(num_items=len(counts), num_sampled=1024,
-    ...                            distribution="popularity", correction="counts")
+    ...                            distribution="popularity", correction="counts", seed=0)
     >>> sampler.set_counts(counts)
-    >>> sampled, q_positives, q_sampled = sampler(targets)  # [1024], targets.shape, [1024]
+    >>> targets = tf.constant([[2, 4], [3, 0]])
+    >>> sampled, q_positives, q_sampled = sampler(targets)
+    >>> sampled.shape, q_positives.shape, q_sampled.shape
+    (TensorShape([1024]), TensorShape([2, 2]), TensorShape([1024]))
+    >>> q_positives.numpy()  # Q of each target: its share of the counts.
+    array([[0.5, 0.2],
+           [0.3, 0. ]], dtype=float32)
   """
 
   def __init__(self, num_items: Optional[int] = None, num_sampled: int = 1024,

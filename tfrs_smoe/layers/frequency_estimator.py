@@ -55,11 +55,14 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
     [batch] (the shape of ids) float32 estimated sampling probabilities p = 1 / B.
 
   Example:
-    >>> estimator = StreamingFrequencyEstimator(num_buckets=5000, num_hashes=2)
+    >>> estimator = StreamingFrequencyEstimator(num_buckets=5000, num_hashes=2,
+    ...                                         learning_rate=0.5)
     >>> step = tf.Variable(0, dtype=tf.int64)
-    >>> for batch in item_batches:
-    ...   step.assign_add(1)
-    ...   p = estimator(batch, step, training=True)  # [batch]
+    >>> for _ in range(40):  # Item 7 is in every batch, items 3 and 9 in every other one.
+    ...   _ = step.assign_add(1)
+    ...   p = estimator(tf.constant([7, 3] if step % 2 else [7, 9]), step, training=True)
+    >>> p.numpy().round(2)  # p(7): once a batch; p(9): once every 2 batches.
+    array([1. , 0.5], dtype=float32)
   """
 
   def __init__(self, num_buckets: int = 5000, num_hashes: int = 1, learning_rate: float = 0.01,

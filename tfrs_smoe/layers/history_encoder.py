@@ -22,8 +22,8 @@ class HistoryEncoder(tf.keras.layers.Layer):
   input is the concatenation of the user id embedding (`user_dim` > 0), the embeddings of the
   user's categorical features (`user_feature_sizes`, a `UserContent` gathered by user index)
   and the context features named in `gate_context`. With one expert there is no gate, and
-  neither the user embedding nor the user features are made (BST reads the history only). Both `SMoEBST` and `TwoTower` build this one layer, so an
-  architecture change lands in both.
+  neither the user embedding nor the user features are made (BST reads the history only).
+  Both `SMoEBST` and `TwoTower` build this one layer, so an architecture change lands in both.
 
   Gate context (the paper's gate sees the user and the experts only; this is a setting):
   "history_length" adds log(1 + n_t) / log(1 + max_len), with n_t the number of real items up

@@ -55,8 +55,8 @@ def require_servable(model: Any, name: str = "") -> None:
   """
   if isinstance(model, ServableRanker):
     return
-  missing = [method for method in ("__call__", "score_candidates", "item_table",
-                                    "score_catalogue") if not callable(getattr(model, method, None))]
+  missing = [method for method in ("__call__", "score_candidates", "item_table", "score_catalogue")
+             if not callable(getattr(model, method, None))]
   label = name or type(model).__name__
   raise TypeError(f"{label} cannot be served: it lacks {', '.join(missing)} of the "
                   "ServableRanker contract (tfrs_smoe/models/contract.py). Export a bst, "

@@ -115,12 +115,19 @@ class SASRec(tfrs.models.Model):
     features: "history" [batch, T <= max_len] int item indices (left-padded, most recent
       last); other features ("user_index", ...) are ignored.
 
-  Example:
-    >>> model = SASRec(split.item_vocabulary.size, SASRecConfig(), max_len=50)
+  Example (one epoch on a tiny synthetic log, with a small config):
+    >>> from tfrs_smoe.data import sequences, splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> pipeline = sequences.SequencePipeline(max_len=10, next_k=1, soft_labels=(1.0,))
+    >>> model = SASRec(split.item_vocabulary.size,
+    ...                SASRecConfig(dim=16, num_blocks=1, feed_forward_dim=16), max_len=10)
     >>> model.initialize()
     >>> model.compile(tf.keras.optimizers.Adam(1e-3))
-    >>> model.fit(pipeline.sequences(split.train).batch(128), epochs=10)
-    >>> scores = model({"history": history})  # [batch, num_items]
+    >>> _ = model.fit(pipeline.sequences(split.train).batch(128), epochs=1, verbose=0)
+    >>> history = tf.constant([[0] * 8 + [2, 3]])  # Left-padded, most recent last.
+    >>> model({"history": history}).shape  # [batch, num_items]
+    TensorShape([1, 67])
   """
 
   def __init__(self, num_items: int, config: SASRecConfig, max_len: int = 50, **kwargs):

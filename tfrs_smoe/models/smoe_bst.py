@@ -187,12 +187,27 @@ class SMoEBST(tfrs.models.Model):
     features: "history" [batch, max_len] int item indices (left-padded, most recent last)
       and "user_index" [batch] int.
 
-  Example:
-    >>> model = SMoEBST(num_items, num_users, tables.as_dict(), SMoEBSTConfig(),
-    ...                 MultitaskConfig(), max_len=50)
-    >>> model.compile(tf.keras.optimizers.Adam(1e-3))
-    >>> model.fit(pipeline.sequences(split.train).batch(128), epochs=10)
-    >>> scores = model({"history": history, "user_index": users})  # [batch, num_items]
+  Example (one epoch on a tiny synthetic log, with two small experts):
+    >>> from tfrs_smoe.data import item_features, sequences, splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+    >>> model = SMoEBST(split.item_vocabulary.size, split.user_vocabulary.size, tables.as_dict(),
+    ...                 SMoEBSTConfig(item_dim=16, expert_windows=(5, 0), num_blocks=1,
+    ...                               feed_forward_dim=16),
+    ...                 engagement_multitask.MultitaskConfig(), max_len=10)
+    >>> model.initialize()
+    >>> model.compile(tf.keras.optimizers.Adam(1e-3), run_eagerly=True)  # One step: no tracing.
+    >>> pipeline = sequences.SequencePipeline(max_len=10)
+    >>> history = model.fit(pipeline.sequences(split.train).batch(128), epochs=1, verbose=0)
+    >>> sorted(name for name in history.history if name.startswith("gate"))
+    ['gate_entropy', 'gate_weight_0', 'gate_weight_1']
+    >>> features = {"history": tf.constant([[0] * 8 + [2, 3]]), "user_index": tf.constant([2])}
+    >>> model(features).shape  # [batch, num_items]
+    TensorShape([1, 67])
+    >>> users, alpha = model.user_vector(features)  # [batch, dim], gate weights [batch, E]
+    >>> users.shape, alpha.shape
+    (TensorShape([1, 32]), TensorShape([1, 2]))
   """
 
   def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],

@@ -123,12 +123,21 @@ class TwoTower(tfrs.models.Model):
     features: "history" [batch, max_len] int item indices (left-padded, most recent last) and
       "user_index" [batch] int.
 
-  Example:
-    >>> model = TwoTower(num_items, num_users, tables.as_dict(), SMoEBSTConfig(),
-    ...                  TwoTowerConfig(correction="streaming"), max_len=50)
+  Example (one epoch on a tiny synthetic log, with small towers):
+    >>> from tfrs_smoe.data import item_features, sequences, splits, synthetic
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> tables = item_features.ItemFeatureTables.from_catalog(split.items, split.item_vocabulary)
+    >>> model = TwoTower(split.item_vocabulary.size, split.user_vocabulary.size, tables.as_dict(),
+    ...                  smoe_bst.SMoEBSTConfig(item_dim=16, num_blocks=1),
+    ...                  TwoTowerConfig(query_hidden_units=(16,), candidate_hidden_units=(16,),
+    ...                                 correction="streaming"), max_len=10)
     >>> model.compile(tf.keras.optimizers.Adagrad(0.1))
-    >>> model.fit(pipeline.windows(split.train).batch(512), epochs=5)
-    >>> scores = model({"history": history, "user_index": users})  # [batch, num_items]
+    >>> pipeline = sequences.SequencePipeline(max_len=10)
+    >>> _ = model.fit(pipeline.windows(split.train).batch(64), epochs=1, verbose=0)
+    >>> features = {"history": tf.constant([[0] * 8 + [2, 3]]), "user_index": tf.constant([2])}
+    >>> model(features).shape  # [batch, num_items]
+    TensorShape([1, 67])
   """
 
   def __init__(self, num_items: int, num_users: int, item_features: Dict[str, np.ndarray],

@@ -35,12 +35,18 @@ class PredictClient:
     model_name: the model's name in TF Serving (`MODEL_NAME`, or the models.config name).
     version: a version to pin; None lets the server pick its latest.
 
-  Example:
+  Example (`client.predict("localhost:8500", request)` sends a request to a running TF
+  Serving and returns its outputs, e.g. {"scores": array, ...}):
     >>> client = PredictClient("recommender")
-    >>> body = client.rest_body("recommend", [["m1", "m2"], ["m3"]])  # POST to :predict
+    >>> client.rest_body("recommend", [["m1", "m2"], ["m3"]])  # POST to :predict
+    {'signature_name': 'recommend', 'instances': [{'history': ['m1', 'm2']},
+                                                  {'history': ['m3', '']}]}
     >>> request = client.grpc_request("rank", [["m1"]], candidates=[["m5", "m6"]])
-    >>> client.predict("localhost:8500", request)  # {"scores": array, ...}
-    >>> client.grpc_request("recommend_with_options", [["m1"]], k=3, exclude=["m9"])
+    >>> request.model_spec.signature_name, sorted(request.inputs)
+    ('rank', ['candidates', 'history'])
+    >>> request = client.grpc_request("recommend_with_options", [["m1"]], k=3, exclude=["m9"])
+    >>> tf.make_ndarray(request.inputs["k"]), tf.make_ndarray(request.inputs["exclude"])
+    (array(3, dtype=int32), array([b'm9'], dtype=object))
   """
 
   def __init__(self, model_name: str, version: Optional[int] = None):

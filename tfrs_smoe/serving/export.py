@@ -8,12 +8,27 @@ loads directories named by an integer) and renamed when complete, so a serving p
 sees half a model; an existing version is never overwritten. The temporary name carries the
 writer's pid and host, so that the next export removes the folders of a killed one.
 
-Example:
-  >>> experiment = experiment_lib.Experiment(config, "runs/smoe_bst")
-  >>> split = experiment.prepare_data()
-  >>> module = build_module(split, experiment.restore(split), config.data.max_len, k=10)
-  >>> path = save_version(module, "exports/smoe_bst")  # exports/smoe_bst/1
+Example (a tiny synthetic log and an untrained BST; a trained run restores its model with
+`experiment.restore(split)`):
+  >>> import tempfile
+  >>> from tfrs_smoe import config as config_lib
+  >>> from tfrs_smoe import experiment as experiment_lib
+  >>> from tfrs_smoe.data import synthetic
+  >>> config = config_lib.override(config_lib.ExperimentConfig(),
+  ...                              "model: {name: bst, encoder: {num_blocks: 1}}")
+  >>> root = tempfile.mkdtemp()
+  >>> experiment = experiment_lib.Experiment(config, os.path.join(root, "runs", "bst"))
+  >>> split = experiment.prepare_data(synthetic.generate_watch_log(
+  ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+  >>> module = build_module(split, experiment.build_model(split), config.data.max_len, k=10)
+  >>> path = save_version(module, os.path.join(root, "exports", "bst"))
+  >>> os.path.relpath(path, root)
+  'exports/bst/1'
   >>> print(serving_instructions(path, module.most_popular_ids))
+  Exported a servable model to .../exports/bst/1
+  Inspect it:
+    saved_model_cli show --dir .../exports/bst/1 --all
+  ...
 """
 
 import json
@@ -199,9 +214,19 @@ def build_module(split, ranker: tf.keras.Model, max_len: int, k: int = 10,
     TypeError: the ranker or the retriever does not meet `contract.ServableRanker`.
     ValueError: the retriever's item vocabulary is not the ranker's.
 
-  Example:
-    >>> module = build_module(split, experiment.restore(split), config.data.max_len, k=10)
-    >>> module.recommend(history=tf.constant([module.most_popular_ids]))["item_ids"]  # [1, 10]
+  Example (a tiny synthetic log and an untrained BST; in practice the split and the trained
+  model of a run: `experiment.prepare_data()`, `experiment.restore(split)`):
+    >>> from tfrs_smoe import config as config_lib
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> from tfrs_smoe.models import registry
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> config = config_lib.override(config_lib.ExperimentConfig(),
+    ...                              "model: {name: bst, encoder: {num_blocks: 1}}")
+    >>> model = registry.get("bst").build(config, split)
+    >>> module = build_module(split, model, config.data.max_len, k=10)
+    >>> module.recommend(history=tf.constant([module.most_popular_ids]))["item_ids"].shape
+    TensorShape([1, 10])
   """
   if retriever is not None and retriever_split is not None and not np.array_equal(
       retriever_split.item_vocabulary.ids, split.item_vocabulary.ids):

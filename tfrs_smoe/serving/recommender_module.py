@@ -89,12 +89,27 @@ class RecommenderModule(tf.Module):
     retriever: optional trained `TwoTower` for the first stage.
     num_candidates: candidates the retriever passes to the ranker.
 
-  Example:
-    >>> module = RecommenderModule(model, split.item_vocabulary.ids,
-    ...                            split.user_vocabulary.ids, counts, max_len=50, k=10)
-    >>> module.recommend(history=tf.constant([["m1", "m7", ""]]))["item_ids"]  # [1, 10]
-    >>> module.recommend_with_options(history=tf.constant([["m1"]]), k=tf.constant(3),
-    ...                               exclude=tf.constant(["m2"]))["item_ids"]  # [1, 3]
+  Example (an untrained BST on a tiny synthetic log; `serving.export.build_module` makes the
+  same module from a run's split and trained model):
+    >>> from tfrs_smoe import config as config_lib
+    >>> from tfrs_smoe.data import splits, synthetic
+    >>> from tfrs_smoe.models import registry
+    >>> split = splits.leave_one_out(synthetic.generate_watch_log(
+    ...     synthetic.SyntheticConfig(num_users=20, num_titles=30))[0])
+    >>> config = config_lib.override(config_lib.ExperimentConfig(),
+    ...                              "model: {name: bst, encoder: {num_blocks: 1}}")
+    >>> model = registry.get("bst").build(config, split)
+    >>> counts = np.bincount(split.train.item[split.train.positive],
+    ...                      minlength=split.item_vocabulary.size)
+    >>> module = RecommenderModule(model, split.item_vocabulary.ids, split.user_vocabulary.ids,
+    ...                            counts, max_len=config.data.max_len, k=10)
+    >>> module.recommend(history=tf.constant([["f01", "s0e01", ""]]))["item_ids"].shape
+    TensorShape([1, 10])
+    >>> module.most_popular_ids  # An empty history gets these first (the popularity fallback).
+    ListWrapper(['f01', 'f10', 'f14'])
+    >>> module.recommend_with_options(history=tf.constant([[""]]), k=tf.constant(3),
+    ...                               exclude=tf.constant(["f01"]))["item_ids"].numpy()
+    array([[b'f10', b'f14', b'f09']], dtype=object)
   """
 
   def __init__(self, ranker: tf.keras.Model, item_ids: Sequence[str], user_ids: Sequence[str],

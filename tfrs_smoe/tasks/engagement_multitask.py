@@ -204,12 +204,29 @@ class EngagementMultitask(tf.keras.layers.Layer):
   Returns:
     scalar loss.
 
-  Example:
+  Example (P = 2 rows of K = 2 targets and M = 2 negatives, a catalogue of 6 items):
+    >>> from tfrs_smoe.layers import candidate_scorer
+    >>> scorer = candidate_scorer.CandidateScorer("dot")
     >>> task = EngagementMultitask(MultitaskConfig(), scorer)
+    >>> query, item_table = tf.zeros([2, 4]), tf.zeros([6, 4])  # Every score 0.
+    >>> targets = tf.constant([[2, 3], [4, 0]])  # Row 1 has one target (0 = missing).
+    >>> weights = tf.constant([[1.0, 0.6], [1.0, 0.0]])  # Soft labels.
+    >>> engagement = tf.constant([[0.9, 0.5], [0.2, 0.0]])
+    >>> negatives = tf.constant([[5, 4], [5, 2]])
+    >>> completion = tf.constant([0.5, 0.5])  # Predicted for each row's first target.
     >>> loss = task(query, targets, weights, engagement, negatives, item_table, completion)
+    >>> round(float(loss), 4)  # log(4) + 0.1 (log(2) + 1 + 0.125)
+    1.5681
+    >>> {metric.name: round(float(metric.result()), 4) for metric in task.metrics}
+    {'loss_softmax': 1.3863, 'loss_ctr': 0.6931, 'loss_hinge': 1.0, 'loss_completion': 0.125}
     >>> sampled = EngagementMultitask(
     ...     MultitaskConfig(softmax="sampled", negative_sampler="popularity",
-    ...                     sampling_correction="counts"), scorer, candidate_counts=counts)
+    ...                     sampling_correction="counts", num_sampled=4), scorer,
+    ...     candidate_counts=np.array([0, 0, 3, 2, 1, 1]))
+    >>> sampled(query, targets, weights, engagement, negatives, item_table, completion).shape
+    TensorShape([])
+    >>> sampled.sampler.distribution, sampled.sampler.num_sampled
+    ('popularity', 4)
   """
 
   def __init__(self, config: MultitaskConfig, scorer: candidate_scorer.CandidateScorer,
