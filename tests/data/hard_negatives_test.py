@@ -126,3 +126,13 @@ def test_bad_config_is_an_error(kwargs):
 def test_preset_none_cannot_sample():
   with pytest.raises(ValueError, match="none"):
     _sampler(preset="none")
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"trending_pool_size": -1}, "trending_pool_size"),
+    ({"trending_window_fraction": 0.0}, "trending_window_fraction"),
+    ({"tail_fraction": 1.5}, "tail_fraction"),
+    ({"seed": -1}, "seed")])
+def test_bad_pool_settings_name_the_key(kwargs, key):
+  with pytest.raises(ValueError, match=key):
+    hard_negatives.PHNSConfig(**kwargs)

@@ -186,3 +186,8 @@ def test_evaluator_per_example_values_average_to_the_summary():
   np.testing.assert_allclose(per_example["mrr@5"], [1 / 5, 1 / 5, 1 / 4], rtol=1e-6)
   for name, values in per_example.items():
     assert values.mean() == pytest.approx(summary[name], abs=1e-12), name
+
+
+def test_a_negative_seed_is_an_error():
+  with pytest.raises(ValueError, match="seed"):
+    phns_protocol.PHNSTestConfig(seed=-1)

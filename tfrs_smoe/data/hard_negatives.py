@@ -84,6 +84,16 @@ class PHNSConfig:
       raise ValueError(f"trending_share must be in [0, 1], got {self.trending_share}.")
     if self.num_negatives < 1 or self.max_hard_pool < 1:
       raise ValueError("num_negatives and max_hard_pool must be >= 1.")
+    if self.trending_pool_size < 0:
+      raise ValueError(f"trending_pool_size must be >= 0 (0 = no trending pool), got "
+                       f"{self.trending_pool_size}.")
+    if not 0.0 < self.trending_window_fraction <= 1.0:
+      raise ValueError("trending_window_fraction must be in (0, 1], got "
+                       f"{self.trending_window_fraction}.")
+    if not 0.0 <= self.tail_fraction <= 1.0:
+      raise ValueError(f"tail_fraction must be in [0, 1], got {self.tail_fraction}.")
+    if not 0 <= self.seed < 2**32:
+      raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}.")
 
   @property
   def enabled(self) -> bool:

@@ -67,6 +67,8 @@ class PHNSTestConfig:
     if not 0.0 < self.trending_window_fraction <= 1.0:
       raise ValueError(f"trending_window_fraction={self.trending_window_fraction} must be in "
                        "(0, 1].")
+    if not 0 <= self.seed < 2**32:
+      raise ValueError(f"seed={self.seed} must be in [0, 2**32 - 1].")
 
 
 @dataclasses.dataclass
