@@ -35,7 +35,7 @@ def test_train_then_evaluate_write_their_artifacts(tmp_path):
   assert params["eval"]["phns"]["num_candidates"] == 30
   with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
     validation = json.load(f)
-  assert set(validation) == {"full_ranking", "phns_test"}
+  assert set(validation) == {"full_ranking", "phns_test", "next_k"}
   assert os.listdir(os.path.join(model_dir, "logs", "validation"))
 
   output = _run("evaluate.py", *common)
