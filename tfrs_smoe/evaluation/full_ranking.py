@@ -50,13 +50,10 @@ class FullRankingEvaluator:
                batch_size: int = 256,
                max_len: int = 50,
                max_scores_per_batch: int = 1 << 23):
-    if num_items <= metrics_lib.NUM_RESERVED_ITEMS:
-      raise ValueError(f"num_items={num_items} leaves no real items besides the reserved 0 and 1.")
-    if batch_size < 1 or max_len < 1:
-      raise ValueError(f"batch_size={batch_size} and max_len={max_len} must be positive.")
+    self.batch_size = metrics_lib.full_catalogue_batch_size(num_items, batch_size, max_len,
+                                                            max_scores_per_batch)
     self.num_items = num_items
     self.ks = metrics_lib.validate_ks(ks)
-    self.batch_size = max(1, min(batch_size, max_scores_per_batch // num_items))
     self.max_len = max_len
     # One trace serves every batch, the smaller last one included.
     self._batch_metrics = tf.function(

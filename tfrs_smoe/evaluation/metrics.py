@@ -63,6 +63,27 @@ def rank_counts(scores: tf.Tensor,
   return greater, ties
 
 
+def full_catalogue_batch_size(num_items: int, batch_size: int, max_len: int,
+                              max_scores_per_batch: int) -> int:
+  """The examples per scoring batch of a full-catalogue evaluator, after checking its settings.
+
+  Checks that the catalogue has real items besides the reserved ones and that `batch_size` and
+  `max_len` are positive, then caps the batch so that it holds at most `max_scores_per_batch`
+  scores (the [batch, num_items] score and mask tensors stop fitting in the CPU caches beyond
+  a few million entries).
+
+  Example:
+    >>> full_catalogue_batch_size(num_items=100_000, batch_size=256, max_len=50,
+    ...                           max_scores_per_batch=1 << 23)
+    83
+  """
+  if num_items <= NUM_RESERVED_ITEMS:
+    raise ValueError(f"num_items={num_items} leaves no real items besides the reserved 0 and 1.")
+  if batch_size < 1 or max_len < 1:
+    raise ValueError(f"batch_size={batch_size} and max_len={max_len} must be positive.")
+  return max(1, min(batch_size, max_scores_per_batch // num_items))
+
+
 def metric_names(ks: Sequence[int]):
   """The keys `ranking_metrics` returns, in order: ndcg@k for every k, then recall@k, mrr@k."""
   return [f"{name}@{k}" for name in ("ndcg", "recall", "mrr") for k in ks]
