@@ -28,6 +28,8 @@ setuptools.setup(
         "pyarrow>=14",
         # Paired bootstrap intervals of model comparisons (scipy.stats.bootstrap).
         "scipy>=1.9",
+        # Out-of-core preparation of large logs (tfrs_smoe/data/preparation/, tfrs-smoe-prepare).
+        "apache-beam>=2.60",
     ],
     # The experiment binaries (tfrs_smoe/binaries/; experiments/*.py wrap them).
     entry_points={
@@ -36,6 +38,7 @@ setuptools.setup(
             "tfrs-smoe-evaluate = tfrs_smoe.binaries.evaluate:run",
             "tfrs-smoe-export = tfrs_smoe.binaries.export:run",
             "tfrs-smoe-sweep = tfrs_smoe.binaries.sweep:run",
+            "tfrs-smoe-prepare = tfrs_smoe.binaries.prepare:run",
         ],
     },
     extras_require={

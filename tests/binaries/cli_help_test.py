@@ -11,7 +11,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 _CONSOLE_SCRIPTS = {"tfrs-smoe-train": "tfrs_smoe.binaries.train:run",
                     "tfrs-smoe-evaluate": "tfrs_smoe.binaries.evaluate:run",
                     "tfrs-smoe-export": "tfrs_smoe.binaries.export:run",
-                    "tfrs-smoe-sweep": "tfrs_smoe.binaries.sweep:run"}
+                    "tfrs-smoe-sweep": "tfrs_smoe.binaries.sweep:run",
+                    "tfrs-smoe-prepare": "tfrs_smoe.binaries.prepare:run"}
 
 
 def _run(*command):
