@@ -3,7 +3,8 @@ what every binary does around its main: help, logging, errors.
 
 Precedence, lowest first: the config defaults (train) or the run's params.yaml (evaluate,
 export), then the explicit flags (--dataset, --data_dir, --tfds_data_dir, --model, --seed), then
---params_override.
+--params_override. `--dataset=prepared` stands for the data set and protocol (split, implicit,
+threshold, ...) of the preparation in --data_dir, which the run records.
 
 The binaries are `tfrs_smoe/binaries/` (console scripts `tfrs-smoe-train` etc., `python -m
 tfrs_smoe.binaries.train`, and the wrappers `experiments/*.py`); `run` starts each of them.
@@ -20,24 +21,42 @@ from absl import logging
 import yaml
 
 from tfrs_smoe import config as config_lib
+from tfrs_smoe.data import prepared_split
 from tfrs_smoe.models import registry
 
+# The --dataset that reads the data set and protocol of the preparation in --data_dir.
+PREPARED = "prepared"
 # absl's flags that every binary's --help lists beside its own.
 _ABSL_KEY_FLAGS = ("verbosity",)
 
 
-def define_flags() -> None:
-  """Defines the common flags on absl's global FLAGS."""
-  flags.DEFINE_string("model_dir", None, "Directory for params.yaml, checkpoints, metrics JSON "
-                      "and TensorBoard logs.")
+def define_data_flags(raw_only: bool = False) -> None:
+  """Defines the data flags on absl's global FLAGS: --dataset, --data_dir, --tfds_data_dir.
+
+  Args:
+    raw_only: only what names a raw log, for a binary that reads one (tfrs-smoe-prepare):
+      --dataset and --data_dir, without "prepared" and without --tfds_data_dir.
+  """
+  prepared = ("" if raw_only else
+              ", or prepared (the output of tfrs-smoe-prepare in --data_dir: its data set and "
+              "protocol, read from its shards)")
   flags.DEFINE_string("dataset", None, "streaming_logs[/tiny|small|medium|large], "
                       "movielens/<100k|1m|latest-small> or watch_log (your own CSV / TSV / "
-                      "Parquet files in --data_dir). Overrides data.dataset.")
+                      f"Parquet files in --data_dir){prepared}. Overrides data.dataset.")
   flags.DEFINE_string("data_dir", None, "Directory of the raw MovieLens files, or of a "
-                      "watch_log's interactions (and optional items and users) files. "
-                      "Overrides data.data_dir.")
-  flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
-                      "data.tfds_data_dir.")
+                      "watch_log's interactions (and optional items and users) files"
+                      + ("" if raw_only else ", or the output_dir of tfrs-smoe-prepare (read "
+                         "from its shards)") + ". Overrides data.data_dir.")
+  if not raw_only:
+    flags.DEFINE_string("tfds_data_dir", None, "Where TFDS prepares data sets. Overrides "
+                        "data.tfds_data_dir.")
+
+
+def define_flags() -> None:
+  """Defines the common flags on absl's global FLAGS (`define_data_flags`' among them)."""
+  flags.DEFINE_string("model_dir", None, "Directory for params.yaml, checkpoints, metrics JSON "
+                      "and TensorBoard logs.")
+  define_data_flags()
   flags.DEFINE_string("model", None, f"One of {', '.join(registry.names())} "
                       "(tfrs_smoe/models/registry.py). Overrides model.name.")
   flags.DEFINE_integer("seed", None, "Global seed. Overrides seed.")
@@ -102,6 +121,18 @@ def read_params_override(text: str, flag: str = "params_override") -> Dict[str, 
                    f"{value!r}.")
 
 
+def data_overrides(values: flags.FlagValues) -> Dict[str, Any]:
+  """The `data:` keys of the data flags that were given (`define_data_flags`).
+
+  Example:
+    >>> import types
+    >>> data_overrides(types.SimpleNamespace(dataset="watch_log", data_dir="my_log"))
+    {'dataset': 'watch_log', 'data_dir': 'my_log'}
+  """
+  return {name: getattr(values, name) for name in ("dataset", "data_dir", "tfds_data_dir")
+          if getattr(values, name, None) is not None}
+
+
 def resolve_config(base: config_lib.ExperimentConfig,
                    values: flags.FlagValues) -> config_lib.ExperimentConfig:
   """`base` with the explicit flags and then --params_override applied.
@@ -110,16 +141,21 @@ def resolve_config(base: config_lib.ExperimentConfig,
     ValueError: a flag or the override names an unknown key, a value of the wrong type or out
       of range, or the override cannot be read (`read_params_override`).
   """
-  data_overrides = {name: getattr(values, flag) for name, flag in (
-      ("dataset", "dataset"), ("data_dir", "data_dir"), ("tfds_data_dir", "tfds_data_dir"))
-                    if getattr(values, flag) is not None}
-  overrides = {"data": data_overrides}
-  if values.model is not None:
+  overrides = {"data": data_overrides(values)}
+  if overrides["data"].get("dataset") == PREPARED:
+    # The data set and protocol of the preparation in data_dir (`prepared_split`).
+    directory = overrides["data"].get("data_dir") or base.data.data_dir
+    if not directory:
+      raise ValueError("--dataset=prepared needs --data_dir: the output_dir of "
+                       "tfrs-smoe-prepare.")
+    overrides["data"].update(prepared_split.data_overrides(directory))
+  if getattr(values, "model", None) is not None:
     overrides["model"] = {"name": values.model}
-  if values.seed is not None:
+  if getattr(values, "seed", None) is not None:
     overrides["seed"] = values.seed
   resolved = config_lib.apply_overrides(base, overrides)
-  return config_lib.apply_overrides(resolved, read_params_override(values.params_override))
+  return config_lib.apply_overrides(resolved,
+                                    read_params_override(getattr(values, "params_override", "")))
 
 
 def program_name() -> str:

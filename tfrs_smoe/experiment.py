@@ -26,9 +26,12 @@ from tfrs_smoe import resumable_early_stopping
 from tfrs_smoe import run_directory
 from tfrs_smoe.data import epoch_stream
 from tfrs_smoe.data import hard_negatives
+from tfrs_smoe.data import prepared_split
 from tfrs_smoe.data import schema
 from tfrs_smoe.data import sequences
+from tfrs_smoe.data import shard_stream
 from tfrs_smoe.data import splits as splits_lib
+from tfrs_smoe.data.preparation import finish
 from tfrs_smoe.evaluation import full_ranking
 from tfrs_smoe.evaluation import next_k
 from tfrs_smoe.evaluation import per_user as per_user_lib
@@ -56,7 +59,15 @@ class Results(dict):
 
 def load_watch_log(data: config_lib.DataConfig) -> schema.WatchLog:
   """Loads `data.dataset` offline: through its TFDS builder, or (watch_log) from the files of
-  `data.data_dir`, prepared once into `data.tfds_data_dir` and again when they change."""
+  `data.data_dir`, prepared once into `data.tfds_data_dir` and again when they change.
+
+  Raises:
+    ValueError: data.data_dir is a prepared output (`Experiment.prepare_data` reads those as a
+      `PreparedSplit`, never as a whole log in memory).
+  """
+  if prepared_split.check_directory(data.data_dir):
+    raise ValueError(f"data.data_dir {data.data_dir} is a prepared output (tfrs-smoe-prepare): "
+                     "it is read from its shards by Experiment.prepare_data, not as a log.")
   # Imported here so that a user of one data set does not pay for building the other's module.
   name, _, variant = data.dataset.partition("/")
   tfds_data_dir = data.tfds_data_dir or None
@@ -91,11 +102,16 @@ def check_data_source(data: config_lib.DataConfig) -> None:
   """Checks, before any work, that the data `load_watch_log` will read is there.
 
   movielens and watch_log read the files of `data.data_dir`, which must be a directory (the
-  files in it are checked when they are read); streaming_logs is generated.
+  files in it are checked when they are read); streaming_logs is generated. A data_dir that holds
+  a preparation (tfrs-smoe-prepare) must be complete and of the data set and protocol asked for.
 
   Raises:
-    ValueError: naming data.data_dir (--data_dir).
+    ValueError: naming data.data_dir (--data_dir), or the key that differs from the
+      preparation's.
   """
+  if prepared_split.check_directory(data.data_dir):
+    prepared_split.check_protocol(data.data_dir, finish.read_statistics(data.data_dir), data)
+    return
   name = data.dataset.partition("/")[0]
   if name not in ("movielens", "watch_log"):
     return
@@ -305,9 +321,13 @@ class Experiment:
     self.model_dir = model_dir
     self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
 
-  def prepare_data(self, log: Optional[schema.WatchLog] = None) -> splits_lib.Split:
-    """Loads the configured log (unless given) and splits it."""
+  def prepare_data(self, log: Optional[schema.WatchLog] = None
+                   ) -> Union[splits_lib.Split, prepared_split.PreparedSplit]:
+    """Loads the configured log (unless given) and splits it; a data_dir prepared by
+    tfrs-smoe-prepare is read as a `PreparedSplit` (its training examples streamed)."""
     data = self.config.data
+    if log is None and prepared_split.check_directory(data.data_dir):
+      return prepared_split.PreparedSplit(data.data_dir, data)
     log = log if log is not None else load_watch_log(data)
     if data.split == "leave_one_out":
       return splits_lib.leave_one_out(log, implicit=data.implicit,
@@ -356,9 +376,9 @@ class Experiment:
       run.write_data(split, self.config)
     with self.strategy.scope():
       model = self.build_model(split)
-      train = split.train
       if registry.get(self.config.model.name).training == "counted":
-        model.fit_counts(train.item[train.positive])
+        counts = split.positive_counts()
+        model.fit_counts(np.arange(len(counts)), weights=counts)
       else:
         self._fit_validated(model, self.training_stream(split), split, progress, output_dir,
                             list(callbacks))
@@ -375,14 +395,35 @@ class Experiment:
       run.end_backup()
     return model
 
-  def training_stream(self, split: splits_lib.Split,
-                      steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
-    """The training batches of the configured (trainable) model, epoch after epoch."""
+  def training_stream(self, split, steps_per_epoch: Optional[int] = None,
+                      input_context: Optional[tf.distribute.InputContext] = None
+                      ) -> epoch_stream.EpochStream:
+    """The training batches of the configured (trainable) model, epoch after epoch.
+
+    Args:
+      split: a `splits.Split`, or a `PreparedSplit` whose training users are streamed from
+        its shards (`shard_stream`): the same examples in the same order, so the same batches.
+      steps_per_epoch: batches per epoch when known; None counts them (one pass).
+      input_context: a parameter-server worker's input context: a `PreparedSplit` stream then
+        reads only that worker's shard files.
+    """
     spec = registry.get(self.config.model.name)
     streams = {"sequences": self._sequence_stream, "windows": self._two_tower_stream}
     if spec.training not in streams:
       raise ValueError(f"{spec.name} is {spec.training}, not trained on batches.")
-    return streams[spec.training](split, steps_per_epoch)
+    return streams[spec.training](split, steps_per_epoch, input_context)
+
+  @staticmethod
+  def _training_users(split, input_context: Optional[tf.distribute.InputContext] = None,
+                      user_features: Optional[shard_stream.UserFeaturesFn] = None
+                      ) -> tf.data.Dataset:
+    """The training users' positive sequences (`SequencePipeline.user_sequences`' elements):
+    from the log in memory, or streamed from a `PreparedSplit`'s train shards."""
+    if isinstance(split, prepared_split.PreparedSplit):
+      return split.train_stream(user_features).users(input_context)
+    if user_features is not None:
+      raise ValueError("user_features: only a PreparedSplit's stream carries them.")
+    return sequences.SequencePipeline().user_sequences(split.train)
 
   def _per_worker_datasets(self, split: splits_lib.Split,
                            steps_per_epoch: int) -> tf.keras.utils.experimental.DatasetCreator:
@@ -399,49 +440,77 @@ class Experiment:
     epochs = self.config.train.epochs
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+      if isinstance(split, prepared_split.PreparedSplit):
+        # Each worker streams its own shard files (FILE sharding), without end.
+        stream = self.training_stream(split, steps_per_epoch, input_context=context)
+        return stream.dataset(epochs).repeat()
       stream = self.training_stream(split, steps_per_epoch)
       return stream.dataset(epochs).shard(context.num_input_pipelines,
                                           context.input_pipeline_id).repeat()
 
     return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 
-  def _sequence_stream(self, split: splits_lib.Split,
-                       steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
+  def _sequence_stream(self, split, steps_per_epoch: Optional[int] = None,
+                       input_context: Optional[tf.distribute.InputContext] = None
+                       ) -> epoch_stream.EpochStream:
     """Shuffled batches of whole sequences, each cut to its longest sequence (see
-    `SequencePipeline.without_leading_padding`), with PHNS negatives when configured."""
+    `SequencePipeline.without_leading_padding`), with PHNS negatives when configured.
+
+    From a `PreparedSplit` the sequences are streamed from the shards (not cached: every epoch
+    reads them again) and each example carries its user's PHNS pools, which the sampler takes
+    out of the batch (`HardNegativeSampler.from_pools`): the negatives of the in-memory path.
+    """
     data, training = self.config.data, self.config.train
     pipeline = sequences.SequencePipeline(data.max_len, data.next_k, data.soft_labels)
-    sampler = None
-    if training.phns.enabled:
+    prepared = isinstance(split, prepared_split.PreparedSplit)
+    sampler = user_features = None
+    if training.phns.enabled and prepared:
+      sampler = hard_negatives.HardNegativeSampler.from_pools(split.pools(training.phns),
+                                                              training.phns)
+      user_features = sampler.user_pools
+    elif training.phns.enabled:
       sampler = hard_negatives.HardNegativeSampler.from_log(
           split.train, split.item_vocabulary.size, training.phns)
+    carried = ("phns_seen", "phns_hard") if user_features is not None else ()
+
+    def cut(batch):
+      kept = {name: batch.pop(name) for name in carried}
+      return {**sequences.SequencePipeline.without_leading_padding(batch), **kept}
 
     def transform(batches: tf.data.Dataset) -> tf.data.Dataset:
-      batches = batches.map(sequences.SequencePipeline.without_leading_padding,
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      batches = batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
       return batches if sampler is None else sampler.add_negatives(batches)
 
-    return epoch_stream.EpochStream(pipeline.sequences(split.train, data.all_chunks).cache(),
+    examples = pipeline.sequences_of_users(
+        self._training_users(split, input_context, user_features), data.all_chunks)
+    return epoch_stream.EpochStream(examples if prepared else examples.cache(),
                                     training.batch_size, self.config.seed, transform,
                                     steps_per_epoch=steps_per_epoch)
 
-  def _two_tower_stream(self, split: splits_lib.Split,
-                        steps_per_epoch: Optional[int] = None) -> epoch_stream.EpochStream:
+  def _two_tower_stream(self, split, steps_per_epoch: Optional[int] = None,
+                        input_context: Optional[tf.distribute.InputContext] = None
+                        ) -> epoch_stream.EpochStream:
     """Batches of (history window, next positive) pairs: shuffled, or in time order.
 
-    Time order materialises the windows to sort them by their target's timestamp.
+    Time order materialises the windows to sort them by their target's timestamp, which a
+    `PreparedSplit` (streamed) does not allow.
     """
     data, training = self.config.data, self.config.train
     config = self.config.model.two_tower
+    prepared = isinstance(split, prepared_split.PreparedSplit)
+    if prepared and config.time_ordered:
+      raise ValueError("model.two_tower.time_ordered sorts every training window in memory; "
+                       "it cannot train from prepared shards (data.data_dir): set it false.")
     pipeline = sequences.SequencePipeline(data.max_len, next_k=1, soft_labels=(1.0,))
-    windows = pipeline.windows(split.train)
+    windows = pipeline.windows_of_users(self._training_users(split, input_context))
     if config.min_engagement > 0:
       windows = windows.filter(
           lambda example: example["target_engagement"][0] >= config.min_engagement)
     # The softmax gathers every replica's candidates, which needs equal per-replica batches.
     drop_remainder = self.strategy.num_replicas_in_sync > 1
     if not config.time_ordered:
-      return epoch_stream.EpochStream(windows.cache(), training.batch_size, self.config.seed,
+      return epoch_stream.EpochStream(windows if prepared else windows.cache(),
+                                      training.batch_size, self.config.seed,
                                       drop_remainder=drop_remainder,
                                       steps_per_epoch=steps_per_epoch)
     columns = {name: [] for name in windows.element_spec}
@@ -488,7 +557,11 @@ class Experiment:
     else:
       dataset = stream.dataset(training.epochs,
                                start_step=self._backed_up_step(model, backup_dir))
-      if self.strategy.num_replicas_in_sync > 1:
+      if isinstance(split, prepared_split.PreparedSplit) and isinstance(
+          self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Each worker reads its own shard files, without end: their numbers of examples differ.
+        dataset = shard_stream.ShardStream.file_sharded(dataset.repeat())
+      elif self.strategy.num_replicas_in_sync > 1:
         dataset = distribute.data_sharded(dataset)
     evaluator = full_ranking.FullRankingEvaluator(
         num_items=split.item_vocabulary.size, ks=self.config.eval.ks,
@@ -591,9 +664,10 @@ class Experiment:
       results.per_user["next_k"] = per_user_lib.PerUserMetrics(
           split.user_vocabulary.to_ids(future_examples.user_index), per_example)
     if evaluation.phns_test:
-      pools = phns_protocol.PopularityPools.from_log(
-          split.train.item, split.train.timestamp, split.item_vocabulary.size,
-          evaluation.phns)
+      pools = (split.pools(evaluation.phns) if isinstance(split, prepared_split.PreparedSplit)
+               else phns_protocol.PopularityPools.from_log(
+                   split.train.item, split.train.timestamp, split.item_vocabulary.size,
+                   evaluation.phns))
       results["phns_test"], per_example = phns_protocol.PHNSTestEvaluator(
           evaluation.phns, ks=evaluation.ks, batch_size=evaluation.batch_size,
           max_len=max_len).evaluate_per_example(model.score_candidates, examples, pools,
@@ -655,9 +729,15 @@ def format_table(results: Results) -> str:
   return "\n".join(lines)
 
 
-def describe_split(split: splits_lib.Split) -> str:
-  """One line with the sizes of a split."""
-  train = split.train
+def describe_split(split) -> str:
+  """One line with the sizes of a split (a `splits.Split` or a `PreparedSplit`)."""
+  if isinstance(split, prepared_split.PreparedSplit):
+    training = split.num_training()
+    evaluated = {name: split.statistics["splits"][name]["users"] for name in ("validation",
+                                                                              "test")}
+  else:
+    training = {"events": len(split.train), "positives": int(np.sum(split.train.positive))}
+    evaluated = {"validation": len(split.validation), "test": len(split.test)}
   return (f"{split.user_vocabulary.size - 2} users, {split.item_vocabulary.size - 2} items, "
-          f"{len(train)} training interactions ({int(np.sum(train.positive))} positives), "
-          f"{len(split.validation)} validation and {len(split.test)} test targets")
+          f"{training['events']} training interactions ({training['positives']} positives), "
+          f"{evaluated['validation']} validation and {evaluated['test']} test targets")

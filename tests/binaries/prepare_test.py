@@ -44,7 +44,7 @@ def test_prepare_writes_the_shards_vocabularies_and_statistics(tmp_path):
                                   "28 events (1 bad rows skipped, 1 duplicates dropped)")
   names = sorted(os.listdir(output_dir))
   assert names == sorted(
-      ["popularity.npz", "statistics.json", "vocabularies"] +
+      ["items.parquet", "popularity.npz", "statistics.json", "vocabularies"] +
       [f"{s}-0000{i}-of-00003.tfrecord" for s in ("train", "validation", "test")
        for i in range(3)])
   assert sorted(os.listdir(output_dir / "vocabularies")) == ["item_ids.txt", "user_ids.txt"]

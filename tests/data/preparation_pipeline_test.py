@@ -84,7 +84,7 @@ def test_synthetic_leave_one_out_gives_the_in_memory_answers(tmp_path, synthetic
   prepared = _assert_same_answers(output_dir, splits.leave_one_out(synthetic_log))
   assert statistics["events"] == statistics["rows_read"] == len(synthetic_log.interactions)
   assert statistics["duplicate_rows"] == statistics["bad_rows_total"] == 0
-  # Every split has num_shards files; user u is in shard u % 3.
+  # Every split has num_shards files; user u is in shard (u - 2) % 3.
   assert [len(prepared.files(s)) for s in ("train", "validation", "test")] == [3, 3, 3]
   # The vocab files are byte for byte those of IdVocabulary.write (the run directory's).
   split = splits.leave_one_out(synthetic_log)

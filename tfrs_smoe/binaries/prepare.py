@@ -37,7 +37,6 @@ Example:
 import logging
 import re
 import sys
-import types
 
 from absl import flags
 
@@ -47,16 +46,11 @@ from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import schema
 from tfrs_smoe.data.preparation import config as preparation_lib
 
-flags.DEFINE_string("dataset", None, "streaming_logs[/tiny|small|medium|large], "
-                    "movielens/<100k|1m|latest-small> or watch_log (your own CSV / TSV / "
-                    "Parquet files in --data_dir). Overrides data.dataset.")
-flags.DEFINE_string("data_dir", None, "Directory of the raw MovieLens files, or of a "
-                    "watch_log's interactions (and optional items and users) files. "
-                    "Overrides data.data_dir.")
+cli.define_data_flags(raw_only=True)
 flags.DEFINE_string("output_dir", None, "Where the shards, vocabularies/, popularity.npz and "
                     "statistics.json go (a local path, or gs://... on Dataflow).")
 flags.DEFINE_integer("num_shards", 8, "TFRecord files per split; user u goes to shard "
-                     "u % num_shards.", lower_bound=1)
+                     "(u - 2) % num_shards (u = its vocabulary index).", lower_bound=1)
 flags.DEFINE_string("beam_pipeline_options", "", "Apache Beam pipeline options, comma- or "
                     "space-separated, e.g. '--runner=DataflowRunner,--project=my-project'. "
                     "Empty: the local DirectRunner.")
@@ -89,10 +83,9 @@ def resolve():
   if unknown:
     raise ValueError(f"--params_override: {', '.join(unknown)}: unknown; prepare takes data "
                      "and preparation keys.")
-  values = types.SimpleNamespace(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                                 tfds_data_dir=None, model=None, seed=None, params_override="")
-  experiment = config_lib.apply_overrides(
-      cli.resolve_config(config_lib.ExperimentConfig(), values), override)
+  experiment = config_lib.apply_overrides(config_lib.ExperimentConfig(), {
+      "data": cli.data_overrides(FLAGS)})
+  experiment = config_lib.apply_overrides(experiment, override)
   fields = set(preparation_lib.PreparationConfig.__dataclass_fields__) - {
       "data", "output_dir", "num_shards", "synthetic"}
   for key in preparation:

@@ -23,6 +23,9 @@ Example:
       --data_dir=../shared/data/ml-latest-small --params_override='data: {implicit: true}'
   tfrs-smoe-train --model_dir=runs/mine --dataset=watch_log --data_dir=my_log \
       --model=smoe_bst --params_override='data: {columns: {user_id: account}}'
+  # From the shards of tfrs-smoe-prepare (its data set and protocol; docs/preparation.md):
+  tfrs-smoe-train --model_dir=runs/prepared --dataset=prepared --data_dir=/tmp/prepared/small \
+      --model=smoe_bst
 """
 
 import contextlib

@@ -140,8 +140,11 @@ class HardNegativeSampler:
     TensorShape([8, 10])
   """
 
-  def __init__(self, seen: tf.RaggedTensor, hard: tf.RaggedTensor,
+  def __init__(self, seen: Optional[tf.RaggedTensor], hard: Optional[tf.RaggedTensor],
                pools: phns_protocol.PopularityPools, config: PHNSConfig):
+    if (seen is None) != (hard is None):
+      raise ValueError("HardNegativeSampler: give both the seen and the hard tables, or neither "
+                       "(the batches then carry each user's pools: `user_pools`).")
     if not config.enabled:
       raise ValueError("PHNSConfig.preset is 'none': there is nothing to sample.")
     self.config = config
@@ -175,6 +178,46 @@ class HardNegativeSampler:
     hard = _ragged_by_user(hard_users[keep], hard_items[keep], num_rows)
     return cls(seen, hard, pools, config)
 
+  @classmethod
+  def from_pools(cls, pools: phns_protocol.PopularityPools,
+                 config: PHNSConfig) -> "HardNegativeSampler":
+    """A sampler whose batches carry each user's own seen items and hard pool.
+
+    For training examples streamed user by user (`shard_stream.ShardStream`), which cannot
+    index tables of every user: each example holds `user_pools`' "phns_seen" and "phns_hard"
+    [1, (n)] ragged, so a batch holds [batch, 1, (n)]; the sampler takes them out of the batch
+    and draws exactly what `from_log`'s tables give for the same users.
+    """
+    return cls(None, None, pools, config)
+
+  def user_pools(self, items: tf.Tensor, timestamps: tf.Tensor,
+                 positive: tf.Tensor) -> Dict[str, tf.RaggedTensor]:
+    """One user's seen items and hard pool from its training events, as `from_log` has them.
+
+    Args:
+      items: [n] item indices of the user's training events, in time order.
+      timestamps: [n] their times.
+      positive: [n] bool, whether each is a positive.
+
+    Returns:
+      "phns_seen" [1, (s)] int32 the distinct items, sorted; "phns_hard" [1, (h)] int32 the
+      abandoned items that are not also positives, most recent first (ties: later events
+      first in time order, as the stable sort of `from_log`), at most `max_hard_pool`.
+    """
+    items = tf.cast(items, tf.int32)
+    seen = tf.sort(tf.unique(items).y)
+    positives = tf.sort(tf.boolean_mask(items, positive))
+    position = tf.minimum(tf.searchsorted(positives, items), tf.maximum(tf.size(positives) - 1, 0))
+    also_positive = tf.gather(tf.concat([positives, [-1]], 0), position) == items
+    abandoned = ~positive & ~(also_positive & (tf.size(positives) > 0))
+    order = tf.argsort(-tf.boolean_mask(tf.cast(timestamps, tf.int64), abandoned), stable=True)
+    hard = tf.gather(tf.boolean_mask(items, abandoned), order)[:self.config.max_hard_pool]
+
+    def row(values):
+      return tf.RaggedTensor.from_row_lengths(values, tf.shape(values, out_type=tf.int64)[:1])
+
+    return {"phns_seen": row(seen), "phns_hard": row(hard)}
+
   def add_negatives(self, batches: tf.data.Dataset) -> tf.data.Dataset:
     """Batched `batches` with "negatives" added to every batch, re-drawn every epoch."""
     seeds = tf.data.Dataset.random(seed=self.config.seed, rerandomize_each_iteration=True)
@@ -184,8 +227,13 @@ class HardNegativeSampler:
   def _rows(self, table: tf.RaggedTensor, users: tf.Tensor, padding: int) -> tf.Tensor:
     """[batch, width] rows of `table` for `users`, padded with `padding`; width >= 1."""
     users = tf.minimum(users, table.nrows() - 1)  # Unknown users get the empty last row.
-    rows = tf.gather(table, users).to_tensor(default_value=padding)
-    return tf.concat([rows, tf.fill([tf.shape(users)[0], 1], padding)], axis=1)
+    return self._padded(tf.gather(table, users), padding)
+
+  @staticmethod
+  def _padded(rows: tf.RaggedTensor, padding: int) -> tf.Tensor:
+    """[batch, longest row + 1] `rows` padded with `padding` (one column of it at least)."""
+    dense = rows.to_tensor(default_value=padding)
+    return tf.concat([dense, tf.fill([tf.shape(dense)[0], 1], padding)], axis=1)
 
   def _draw(self, pool: tf.Tensor, shape, seed: tf.Tensor) -> tf.Tensor:
     """Items drawn uniformly with replacement from `pool`; 0 where the pool is empty."""
@@ -194,6 +242,7 @@ class HardNegativeSampler:
     return tf.gather(tf.concat([pool, [0]], 0), tf.where(size > 0, index, size))
 
   def __call__(self, batch: Dict[str, tf.Tensor], seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+    batch = dict(batch)
     users = tf.cast(batch["user_index"], tf.int64)
     batch_size = tf.shape(users)[0]
     positions = tf.shape(batch["targets"])[1:-1]  # [L] for sequences, [] for windows.
@@ -202,7 +251,11 @@ class HardNegativeSampler:
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     draws_per_pool = 2 * self.config.num_negatives
 
-    hard_pool = self._rows(self.hard, users, 0)  # [batch, H]
+    if self.hard is None:  # The batch carries its users' pools ([batch, 1, (n)]).
+      carried = {name: batch.pop(name).merge_dims(1, 2) for name in ("phns_seen", "phns_hard")}
+      hard_pool = self._padded(carried["phns_hard"], 0)
+    else:
+      hard_pool = self._rows(self.hard, users, 0)  # [batch, H]
     hard_keys = tf.random.stateless_uniform(
         [batch_size, num_positions, tf.shape(hard_pool)[1]], seeds[0])
     hard_keys += 2.0 * tf.cast(hard_pool[:, tf.newaxis, :] == 0, tf.float32)  # Padding last.
@@ -215,7 +268,8 @@ class HardNegativeSampler:
     trending = self._draw(self.trending, draw_shape, seeds[1])
     tailing = self._draw(self.tailing, draw_shape, seeds[2])
 
-    seen = self._rows(self.seen, users, np.iinfo(np.int32).max)  # [batch, S], sorted rows.
+    seen = (self._padded(carried["phns_seen"], np.iinfo(np.int32).max) if self.seen is None
+            else self._rows(self.seen, users, np.iinfo(np.int32).max))  # [batch, S], sorted.
     def unseen(items):
       flat = tf.reshape(items, [batch_size, -1])
       index = tf.minimum(tf.searchsorted(seen, flat), tf.shape(seen)[1] - 1)
@@ -236,7 +290,6 @@ class HardNegativeSampler:
     _, picked = tf.math.top_k(-(tiers + jitter), k=self.config.num_negatives)
     negatives = tf.gather(candidates, picked, batch_dims=2)
     negatives = tf.where(tf.gather(tiers, picked, batch_dims=2) < 2.0, negatives, 0)
-    batch = dict(batch)
     batch["negatives"] = tf.reshape(negatives, tf.concat(
         [[batch_size], positions, [self.config.num_negatives]], 0))
     return batch

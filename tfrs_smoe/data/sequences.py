@@ -33,6 +33,9 @@ import tensorflow as tf
 
 from tfrs_smoe.data import splits
 
+# The features of a user element (`user_sequences`); others are carried into its examples.
+_USER_FIELDS = ("user_index", "items", "timestamps", "engagement")
+
 
 class SequencePipeline:
   """Turns the positives of an `IndexedLog` into window or whole-sequence examples.
@@ -129,6 +132,11 @@ class SequencePipeline:
     }
     return self._add_item_features(example)
 
+  @staticmethod
+  def _carried(user: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The features of a user element beyond its sequence, copied into each of its examples."""
+    return {name: value for name, value in user.items() if name not in _USER_FIELDS}
+
   def _sequence_of_user(self, user: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     items = user["items"][-(self.max_len + 1):]
     chunk_length = tf.shape(items, out_type=tf.int64)[0]
@@ -150,19 +158,31 @@ class SequencePipeline:
         "target_weights": tf.cast(target_valid, tf.float32) * self.soft_labels[None, :],
         "target_engagement": gather("engagement", target_index) * tf.cast(target_valid,
                                                                           tf.float32),
+        **self._carried(user),
     }
     return self._add_item_features(example)
 
   def windows(self, log: splits.IndexedLog) -> tf.data.Dataset:
     """One example per (history window, next-K targets); unbatched, in user order."""
-    return self.user_sequences(log).map(
-        self._windows_of_user, num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True).unbatch()
+    return self.windows_of_users(self.user_sequences(log))
+
+  def windows_of_users(self, users: tf.data.Dataset) -> tf.data.Dataset:
+    """`windows` of user elements as `user_sequences` gives them (or `ShardStream.users`)."""
+    return users.map(self._windows_of_user, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True).unbatch()
 
   def sequences(self, log: splits.IndexedLog, all_chunks: bool = False) -> tf.data.Dataset:
     """Next-K targets at every position; one example per user (its last max_len + 1
     positives), or per chunk of max_len + 1 positives with `all_chunks`. Unbatched."""
-    users = self.user_sequences(log)
+    return self.sequences_of_users(self.user_sequences(log), all_chunks)
+
+  def sequences_of_users(self, users: tf.data.Dataset, all_chunks: bool = False
+                         ) -> tf.data.Dataset:
+    """`sequences` of user elements as `user_sequences` gives them (or `ShardStream.users`).
+
+    A user element's other features (e.g. a user's PHNS pools) are copied into each of its
+    examples unchanged.
+    """
     if all_chunks:
       users = users.flat_map(self._chunks_of_user)
     return users.map(self._sequence_of_user, num_parallel_calls=tf.data.AUTOTUNE,
@@ -175,7 +195,7 @@ class SequencePipeline:
     starts = tf.maximum(ends - self.max_len - 1, 0)
 
     def chunk(start, end):
-      return {"user_index": user["user_index"],
+      return {**self._carried(user), "user_index": user["user_index"],
               **{name: user[name][start:end] for name in ("items", "timestamps", "engagement")}}
 
     return tf.data.Dataset.from_tensor_slices((starts, ends)).map(chunk)

@@ -84,6 +84,11 @@ class Split:
   users: Optional[schema.UserTable] = None
   metadata: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
+  def positive_counts(self) -> np.ndarray:
+    """[num_items] int64 training positives per item index."""
+    return np.bincount(self.train.item[self.train.positive],
+                       minlength=self.item_vocabulary.size).astype(np.int64)
+
 
 def index_log(log: schema.WatchLog, implicit: bool = False,
               abandonment_threshold: float = None) -> tuple:

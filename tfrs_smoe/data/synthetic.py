@@ -51,7 +51,7 @@ drawing of step 3 and the per-chunk event simulation of steps 4-8).
 """
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -119,6 +119,38 @@ class GroundTruth:
   event_fit: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class GenerationPlan:
+  """The seeds of a generation and its chunks of users, as `generate_watch_log` draws them.
+
+  Attributes:
+    catalog_seed: seeds the catalogue (`synthetic_catalog.draw_catalog`).
+    users_seed: seeds the users' parameters (`synthetic_simulation.draw_users`).
+    chunks: (first user, end user (exclusive), seed) of every chunk of users simulated on its
+      own (`synthetic_simulation.simulate_chunk`), in user order; a chunk holds at most
+      _CHUNK_BYTES / num_titles users (at least 256), so its watched-matrix stays bounded.
+
+  Example:
+    >>> plan = generation_plan(SyntheticConfig(num_users=1000, num_titles=2**20))
+    >>> [(begin, end) for begin, end, _ in plan.chunks]  # 256 users per chunk.
+    [(0, 256), (256, 512), (512, 768), (768, 1000)]
+  """
+
+  catalog_seed: np.random.SeedSequence
+  users_seed: np.random.SeedSequence
+  chunks: List[Tuple[int, int, np.random.SeedSequence]]
+
+
+def generation_plan(config: SyntheticConfig) -> GenerationPlan:
+  """The seeds and the chunk plan of `generate_watch_log(config)` (see `GenerationPlan`)."""
+  catalog_seed, users_seed, events_seed = np.random.SeedSequence(config.seed).spawn(3)
+  users_per_chunk = min(max(_CHUNK_BYTES // config.num_titles, 256), config.num_users)
+  chunk_seeds = events_seed.spawn(-(-config.num_users // users_per_chunk))
+  chunks = [(begin, min(begin + users_per_chunk, config.num_users), seed)
+            for begin, seed in zip(range(0, config.num_users, users_per_chunk), chunk_seeds)]
+  return GenerationPlan(catalog_seed, users_seed, chunks)
+
+
 def generate_watch_log(config: SyntheticConfig = _DEFAULT_CONFIG
                       ) -> Tuple[schema.WatchLog, GroundTruth]:
   """Draws a synthetic streaming watch log and the structure behind it.
@@ -134,18 +166,12 @@ def generate_watch_log(config: SyntheticConfig = _DEFAULT_CONFIG
     >>> log, truth = generate_watch_log(SyntheticConfig(num_users=200, num_titles=300))
     >>> abandoned = log.interactions.engagement <= log.abandonment_threshold
   """
-  seed_sequence = np.random.SeedSequence(config.seed)
-  catalog_seed, users_seed, events_seed = seed_sequence.spawn(3)
-  catalog = synthetic_catalog.draw_catalog(config, np.random.default_rng(catalog_seed))
-  users = synthetic_simulation.draw_users(config, np.random.default_rng(users_seed))
-
-  users_per_chunk = min(max(_CHUNK_BYTES // catalog.num_titles, 256), config.num_users)
-  chunk_seeds = events_seed.spawn(-(-config.num_users // users_per_chunk))
-  chunks = [
-      synthetic_simulation.simulate_chunk(
-          config, catalog, users, begin, min(begin + users_per_chunk, config.num_users),
-          np.random.default_rng(chunk_seed))
-      for begin, chunk_seed in zip(range(0, config.num_users, users_per_chunk), chunk_seeds)]
+  plan = generation_plan(config)
+  catalog = synthetic_catalog.draw_catalog(config, np.random.default_rng(plan.catalog_seed))
+  users = synthetic_simulation.draw_users(config, np.random.default_rng(plan.users_seed))
+  chunks = [synthetic_simulation.simulate_chunk(config, catalog, users, begin, end,
+                                                np.random.default_rng(seed))
+            for begin, end, seed in plan.chunks]
   # Column by column, releasing each part once copied: at a million users the event columns are
   # gigabytes.
   events = {name: np.concatenate([chunk.pop(name) for chunk in chunks]) for name in list(chunks[0])}

@@ -36,7 +36,7 @@ holds numpy columns, never one Python object per row.
 import functools
 import hashlib
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -64,14 +64,14 @@ def _sha256(path: str) -> str:
 
 
 class _Columns:
-  """Numpy columns gathered batch by batch, with each row's file row number."""
+  """Numpy columns gathered batch by batch."""
 
   def __init__(self):
     self.parts: Dict[str, List[np.ndarray]] = {}
 
-  def add(self, keep: np.ndarray, **columns: np.ndarray) -> None:
+  def add(self, **columns: np.ndarray) -> None:
     for name, values in columns.items():
-      self.parts.setdefault(name, []).append(values[keep])
+      self.parts.setdefault(name, []).append(values)
 
   def get(self, name: str, dtype) -> np.ndarray:
     parts = self.parts.get(name, [])
@@ -186,16 +186,37 @@ class WatchLogFiles:
     return {self._relative(path): _sha256(path)
             for path in self.interactions + self.items + self.users}
 
-  def _open(self, path: str) -> table_file.TableFile:
+  def open_table(self, path: str) -> table_file.TableFile:
+    """The `TableFile` of one of the folder's files, with the format's bad-row handling."""
     return table_file.TableFile(path, self.format.skip_bad_lines)
 
-  def _read_interactions(self, table: table_file.TableFile, out: _Columns) -> bool:
-    """Reads one interaction file into `out`; returns whether it had watch/runtime seconds."""
+  def has_seconds(self, table: table_file.TableFile) -> bool:
+    """Whether an interactions file has both watch_seconds and runtime_seconds columns."""
+    column = self.format.column
+    return {column("watch_seconds"), column("runtime_seconds")} <= set(table.columns)
+
+  def interaction_batches(self, table: table_file.TableFile) -> Iterator[Dict[str, np.ndarray]]:
+    """The valid rows of one interactions file, one record batch at a time.
+
+    Args:
+      table: an interactions file (`open_table`); its `skipped` and `examples` count the bad
+        rows skipped so far.
+
+    Yields:
+      Per record batch, the rows kept as [rows] columns: user_id, item_id (str), timestamp
+      (int64 seconds), engagement (float64, not capped at 1: watch / runtime where the file has
+      no engagement column), row (the file's row number), and watch_seconds and
+      runtime_seconds where the file has both (`has_seconds`).
+
+    Raises:
+      schema.DataError: a missing column, or a bad row unless bad rows are skipped.
+    """
     column = self.format.column
     ids = [column("user_id"), column("item_id"), column("timestamp")]
     seconds = [column("watch_seconds"), column("runtime_seconds")]
     direct = column("engagement") in table.columns
-    if not direct and not set(seconds) <= set(table.columns):
+    with_seconds = self.has_seconds(table)
+    if not direct and not with_seconds:
       missing = [n for n in ids + seconds if n not in table.columns]
       raise schema.DataError(
           f"{table.path}: the interactions file has no column {', '.join(map(repr, missing))}"
@@ -203,7 +224,6 @@ class WatchLogFiles:
           f"both {seconds[0]!r} and {seconds[1]!r}); its columns are {table.columns}. Map "
           "yours with data.columns, e.g. 'data: {columns: {watch_seconds: <your column>}}'.")
     table.require(ids, "interactions")
-    with_seconds = set(seconds) <= set(table.columns)
     names = ids + ([column("engagement")] if direct else []) + (seconds if with_seconds else [])
     for first_row, batch in table.batches(names):
       rejected = np.zeros(batch.num_rows, bool)
@@ -229,18 +249,37 @@ class WatchLogFiles:
         with np.errstate(divide="ignore", invalid="ignore"):
           engagement = parsed["watch_seconds"] / parsed["runtime_seconds"]
       keep = ~rejected
-      out.add(keep, user_id=user, item_id=item, timestamp=timestamp, engagement=engagement,
-              row=np.arange(first_row, first_row + batch.num_rows), **parsed)
-    return with_seconds
+      columns = dict(user_id=user, item_id=item, timestamp=timestamp, engagement=engagement,
+                     row=np.arange(first_row, first_row + batch.num_rows), **parsed)
+      yield {name: values[keep] for name, values in columns.items()}
 
-  def _read_table(self, paths: List[str], id_name: str, what: str,
-                  features: Tuple[str, ...]) -> Dict[str, np.ndarray]:
-    """Reads an items or users table: id, the standard columns present (items), features."""
+  def read_table(self, what: str
+                 ) -> Tuple[Dict[str, np.ndarray], Dict[str, table_file.TableFile]]:
+    """Reads the items or users table, validated, each id once.
+
+    Args:
+      what: "items" or "users".
+
+    Returns:
+      (columns, files): columns "item_id" / "user_id" [n] str, for items the standard columns
+      the file has ("title", "genres", "year", "runtime_seconds"), and "feature:<name>" [n] str
+      for every feature the format names (`item_features` / `user_features`); files maps each
+      file's path relative to the folder to its `TableFile` (bad rows skipped, examples). An id
+      listed twice keeps its first row; later ones are bad rows of their file.
+
+    Raises:
+      schema.DataError: a missing column, or a bad row unless bad rows are skipped.
+    """
+    if what not in ("items", "users"):
+      raise ValueError(f"read_table: what must be 'items' or 'users', got {what!r}.")
+    paths = self.items if what == "items" else self.users
+    id_name = "item_id" if what == "items" else "user_id"
+    features = tuple(self.format.item_features if what == "items" else self.format.user_features)
     column = self.format.column
     out = _Columns()
     tables = []
     for path in paths:
-      table = self._open(path)
+      table = self.open_table(path)
       tables.append(table)
       table.require([column(id_name)] + list(features), what)
       standard = [n for n in (_OPTIONAL_ITEM_COLUMNS if what == "items" else ())
@@ -274,12 +313,14 @@ class WatchLogFiles:
           values[name] = value
         for name in features:
           values[f"feature:{name}"] = column_values.strings(batch.column(name))
-        out.add(~rejected, file=np.full(batch.num_rows, len(tables) - 1),
-                row=np.arange(first_row, first_row + batch.num_rows), **values)
+        columns = dict(file=np.full(batch.num_rows, len(tables) - 1),
+                       row=np.arange(first_row, first_row + batch.num_rows), **values)
+        out.add(**{name: array[~rejected] for name, array in columns.items()})
+    files = {self._relative(t.path): t for t in tables}
     result = {name: np.concatenate(parts) for name, parts in out.parts.items()}
     if id_name not in result:  # No rows at all.
       return {id_name: np.zeros([0], str),
-              **{f"feature:{name}": np.zeros([0], str) for name in features}}
+              **{f"feature:{name}": np.zeros([0], str) for name in features}}, files
     # An id listed twice: the first row is kept, later ones are bad rows of their file.
     ids = result[id_name]
     _, first = np.unique(ids, return_index=True)
@@ -289,8 +330,8 @@ class WatchLogFiles:
       rows = np.flatnonzero(repeated & (result["file"] == index))
       table.reject_rows(result["row"][rows], column(id_name), ids[rows][:3].tolist(),
                         f"is listed twice (the {what} file lists each id once)")
-    self._skipped.update({self._relative(t.path): t for t in tables})
-    return {name: values[~repeated] for name, values in result.items()}
+    return {name: values[~repeated] for name, values in result.items()
+            if name not in ("file", "row")}, files
 
   @staticmethod
   def _optional_number(array) -> Tuple[np.ndarray, np.ndarray]:
@@ -316,8 +357,10 @@ class WatchLogFiles:
     out = _Columns()
     all_seconds = True
     for path in self.interactions:
-      table = self._open(path)
-      all_seconds &= self._read_interactions(table, out)
+      table = self.open_table(path)
+      all_seconds &= self.has_seconds(table)
+      for columns in self.interaction_batches(table):
+        out.add(**columns)
       self._skipped[self._relative(path)] = table
     user_id, item_id = out.get("user_id", str), out.get("item_id", str)
     timestamp, engagement = out.get("timestamp", np.int64), out.get("engagement", np.float64)
@@ -348,8 +391,13 @@ class WatchLogFiles:
     interactions = schema.Interactions(
         user_id=user_id[rows], item_id=item_id[rows], timestamp=timestamp[rows],
         engagement=engagement[rows], **{name: values[rows] for name, values in seconds.items()})
-    items, items_without = self._catalog(interactions)
-    users, users_without = self._user_table(interactions)
+    item_ids, first = np.unique(interactions.item_id, return_index=True)
+    runtime = (interactions.runtime_seconds[first] if interactions.runtime_seconds is not None
+               else None)
+    items, items_without, files = self.catalog(item_ids, runtime)
+    self._skipped.update(files)
+    users, users_without, files = self.user_table(np.unique(interactions.user_id))
+    self._skipped.update(files)
     skipped = self._skipped_counts()
     for table in self._skipped.values():
       if table.skipped:
@@ -370,19 +418,32 @@ class WatchLogFiles:
   def _skipped_counts(self) -> Dict[str, int]:
     return {name: table.skipped for name, table in self._skipped.items()}
 
-  def _catalog(self, interactions: schema.Interactions) -> Tuple[schema.ItemCatalog, int]:
-    """The catalogue of the log's items, from the items file where there is one."""
-    item_ids, first = np.unique(interactions.item_id, return_index=True)
-    runtime = (interactions.runtime_seconds[first] if interactions.runtime_seconds is not None
-               else np.zeros(len(item_ids), np.float32))
+  def catalog(self, item_ids: np.ndarray, runtime_seconds: Optional[np.ndarray] = None
+              ) -> Tuple[schema.ItemCatalog, int, Dict[str, table_file.TableFile]]:
+    """The catalogue of `item_ids`, from the items file where there is one.
+
+    Args:
+      item_ids: [i] str, the log's distinct items, sorted.
+      runtime_seconds: [i] their runtime from the log (the first interaction's), used where
+        the items file gives none; None: 0 (unknown) there.
+
+    Returns:
+      (the catalogue, the number of items the items file does not list, the items files read:
+      path relative to the folder -> `TableFile`, for their bad-row counts).
+
+    Raises:
+      schema.DataError: a bad row of the items file (unless bad rows are skipped).
+    """
+    runtime = (np.zeros(len(item_ids), np.float32) if runtime_seconds is None
+               else np.array(runtime_seconds, np.float32))
     columns = {"title": np.full(len(item_ids), "", dtype=object),
                "genres": np.full(len(item_ids), "", dtype=object),
                "year": np.zeros(len(item_ids), np.int64), "runtime_seconds": runtime}
     features = {name: np.full(len(item_ids), "", dtype=object)
                 for name in self.format.item_features}
-    without = 0
+    without, files = 0, {}
     if self.items:
-      table = self._read_table(self.items, "item_id", "items", self.format.item_features)
+      table, files = self.read_table("items")
       found, rows = _align(table["item_id"], item_ids)
       for name in ("title", "genres", "year"):
         if name in table:
@@ -401,15 +462,22 @@ class WatchLogFiles:
                                  genres=columns["genres"].astype(str), year=columns["year"],
                                  runtime_seconds=columns["runtime_seconds"],
                                  features={n: v.astype(str) for n, v in features.items()})
-    return catalog, without
+    return catalog, without, files
 
-  def _user_table(self, interactions: schema.Interactions
-                  ) -> Tuple[Optional[schema.UserTable], int]:
-    """The log's users' features from the users file (None without one)."""
+  def user_table(self, user_ids: np.ndarray
+                 ) -> Tuple[Optional[schema.UserTable], int, Dict[str, table_file.TableFile]]:
+    """The features of `user_ids` ([u] str, sorted) from the users file (None without one).
+
+    Returns:
+      (the table, the number of users the users file does not list, the users files read:
+      path relative to the folder -> `TableFile`).
+
+    Raises:
+      schema.DataError: a bad row of the users file (unless bad rows are skipped).
+    """
     if not self.users:
-      return None, 0
-    user_ids = np.unique(interactions.user_id)
-    table = self._read_table(self.users, "user_id", "users", self.format.user_features)
+      return None, 0, {}
+    table, files = self.read_table("users")
     found, rows = _align(table["user_id"], user_ids)
     features = {}
     for name in self.format.user_features:
@@ -420,4 +488,4 @@ class WatchLogFiles:
     if without:
       logging.warning("%d user(s) of the log are not in the users file (e.g. %r); their "
                       "features are unknown.", without, str(user_ids[~found][0]))
-    return schema.UserTable(user_id=user_ids, features=features), without
+    return schema.UserTable(user_id=user_ids, features=features), without, files

@@ -135,7 +135,34 @@ class PopularityPools:
     in_window = is_real & (timestamp >= window_start)
     recent_counts = np.bincount(item_index[in_window], minlength=num_items)
     counts = np.bincount(item_index[is_real], minlength=num_items)
+    return cls.from_counts(counts, recent_counts, config)
 
+  @classmethod
+  def from_counts(cls, counts: np.ndarray, recent_counts: np.ndarray,
+                  config: PHNSTestConfig = PHNSTestConfig()) -> "PopularityPools":
+    """Builds the pools from per-item training counts (what `from_log` counts).
+
+    Ties in counts are broken by the lower item index. The counts of the reserved indices 0
+    and 1 are ignored.
+
+    Args:
+      counts: [num_items] training interactions per item index.
+      recent_counts: [num_items] those in the trending window (the last
+        `trending_window_fraction` of the training log's time span).
+      config: supplies trending_pool_size and tail_fraction.
+
+    Example:
+      >>> pools = PopularityPools.from_counts(np.array([0, 0, 5, 1, 3, 0]),
+      ...                                     np.array([0, 0, 0, 1, 2, 0]))
+      >>> pools.trending, pools.tailing  # Trending: 4 then 3; tailing: the 2 least watched.
+      (array([4, 3], dtype=int32), array([5], dtype=int32))
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    recent_counts = np.asarray(recent_counts, dtype=np.int64)
+    if counts.ndim != 1 or counts.shape != recent_counts.shape:
+      raise ValueError("counts and recent_counts must be 1-D arrays of equal length, got shapes "
+                       f"{counts.shape} and {recent_counts.shape}.")
+    num_items = len(counts)
     items = np.arange(metrics_lib.NUM_RESERVED_ITEMS, num_items)
     by_recent_count = items[np.lexsort((items, -recent_counts[items]))]
     trending = by_recent_count[recent_counts[by_recent_count] > 0][:config.trending_pool_size]

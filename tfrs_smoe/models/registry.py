@@ -89,8 +89,9 @@ def get(name: str) -> ModelSpec:
 
 
 def _positive_counts(split) -> np.ndarray:
-  train = split.train
-  return np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
+  """[num_items] training positives per item: `Split.positive_counts` (a `PreparedSplit` has
+  them from its preparation, without the training log)."""
+  return split.positive_counts()
 
 
 def _named(tables: Dict[str, np.ndarray], names, key: str) -> Dict[str, np.ndarray]:

@@ -23,7 +23,8 @@ class PreparationConfig:
       keys (max_len, next_k, ...) are not used here.
     output_dir: where the shards, vocabularies/, popularity.npz and statistics.json go; a
       local path, or any path tf.io.gfile writes (gs://... on Dataflow).
-    num_shards: TFRecord files per split; user u goes to shard u % num_shards (u = its index).
+    num_shards: TFRecord files per split; user u goes to shard (u - 2) % num_shards (u = its
+      index, so the users of line 0, 1, ... of user_ids.txt go to shards 0, 1, ...).
     min_item_count: items with fewer events (duplicates dropped) are left out of the item
       vocabulary, and their events out of every split; 1 keeps every item (the in-memory rule).
     max_items: keep only this many most frequent items (ties: lower id first); 0 keeps all.

@@ -20,6 +20,7 @@ statistics.json holds:
   splits                         train / validation / test -> users (records), events (training
                                  events or evaluation contexts), positives
   pools                          trending / tailing pool sizes, the trending window's start
+  features                       the extra item and user features of the catalogue files
   num_shards, files              split -> its shard files
 """
 
@@ -34,9 +35,9 @@ import tensorflow as tf
 
 from tfrs_smoe.data import schema
 from tfrs_smoe.data import vocabulary
+from tfrs_smoe.data.preparation import catalog_files
 from tfrs_smoe.data.preparation import popularity
 from tfrs_smoe.data.preparation import shard_files
-from tfrs_smoe.data.preparation import watch_log_source
 
 STATISTICS = "statistics.json"
 POPULARITY = "popularity.npz"
@@ -83,6 +84,8 @@ def finish(prepared, ids, item_index, counts, recent, report, cuts) -> Dict[str,
 
   Raises:
     schema.DataError: no event was read, or (watch_log) an items / users file is bad.
+
+  Writes items.parquet and users.parquet (`catalog_files`) before statistics.json.
   """
   config, source = prepared.config, prepared.source
   output_dir = config.output_dir
@@ -91,14 +94,15 @@ def finish(prepared, ids, item_index, counts, recent, report, cuts) -> Dict[str,
     where = getattr(source, "directory", source.name)
     raise schema.DataError(f"{where}: the interactions hold no rows (skipped per file: "
                            f"{report.get('bad_rows', {})}).")
-  if isinstance(source, watch_log_source.WatchLogSource):
-    tables = source.check_tables(all_item_ids, user_ids)
+  items, users, tables = source.tables(all_item_ids, user_ids)
+  if tables:
     report = {**report, **{k: v for k, v in tables.items() if k.endswith(("metadata",
                                                                           "features"))},
               "bad_rows": {**report.get("bad_rows", {}), **tables["bad_rows"]},
               "bad_row_examples": (report.get("bad_row_examples", []) +
                                    tables["bad_row_examples"])[:3]}
   item_ids = all_item_ids[item_index >= 0]
+  catalog_files.write(output_dir, catalog_files.subset_catalog(items, item_ids), users)
   directory = os.path.join(output_dir, "vocabularies")
   tf.io.gfile.makedirs(directory)
   for name, values in (("item_ids", item_ids), ("user_ids", user_ids)):
@@ -140,6 +144,8 @@ def finish(prepared, ids, item_index, counts, recent, report, cuts) -> Dict[str,
                                                              "positives": 0})
                  for split in shard_files.SPLITS},
       "pools": _write_pools(output_dir, counts, recent, config),
+      "features": {"item_features": list(data.item_features),
+                   "user_features": list(data.user_features)},
       "num_shards": config.num_shards,
       "files": {split: [os.path.basename(shard_files.shard_path(output_dir, split, s,
                                                                 config.num_shards))

@@ -4,8 +4,8 @@
 memory. Out of core the log comes in per-shard parts, so the same pools are built from counts
 merged over the parts, in two passes: `TrainingCounts` (interactions and positives per item,
 first and last training time), then, once the recent window's start is known from the first and
-last time, each part's counts inside the window (`recent_counts`). `pools` ranks the items as
-`from_log` does (ties by the lower index) and returns its `PopularityPools`.
+last time, each part's counts inside the window (`recent_counts`). `pools` ranks the items with
+`PopularityPools.from_counts`, the ranking `from_log` itself uses.
 """
 
 import dataclasses
@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 
-from tfrs_smoe.data import vocabulary
 from tfrs_smoe.evaluation import phns_protocol
 
 
@@ -86,11 +85,5 @@ def pools(counts: np.ndarray, recent: np.ndarray, trending_pool_size: int,
     trending_pool_size: items in the trending pool.
     tail_fraction: the tailing pool's share of the real items.
   """
-  num_items = len(counts)
-  items = np.arange(vocabulary.NUM_RESERVED, num_items)
-  by_recent_count = items[np.lexsort((items, -recent[items]))]
-  trending = by_recent_count[recent[by_recent_count] > 0][:trending_pool_size]
-  by_count = items[np.lexsort((items, counts[items]))]
-  tail = by_count[:int(tail_fraction * len(items))]
-  return phns_protocol.PopularityPools(trending=trending, tailing=tail[~np.isin(tail, trending)],
-                                       num_items=num_items)
+  return phns_protocol.PopularityPools.from_counts(counts, recent, phns_protocol.PHNSTestConfig(
+      trending_pool_size=trending_pool_size, tail_fraction=tail_fraction))

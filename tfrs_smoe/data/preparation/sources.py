@@ -2,8 +2,9 @@
 
 Every source has `name` (the log's name), `abandonment_threshold` (the data set's default),
 `work_items()` (a list of small picklable keys, read in parallel), `read(work_item)` (yields the
-item's EventBatches, then one report dict: rows read, bad rows per file, ...) and `metadata()`
-(where the data came from, for statistics.json):
+item's EventBatches, then one report dict: rows read, bad rows per file, ...), `metadata()`
+(where the data came from, for statistics.json) and `tables(item_ids, user_ids)` (the item
+catalogue and user features of the vocabularies, written beside the shards, and a report):
 
   streaming_logs  `SyntheticSource`: one work item per chunk of simulated users.
   watch_log       `WatchLogSource`: one work item per interactions file.
@@ -13,13 +14,15 @@ item's EventBatches, then one report dict: rows read, bad rows per file, ...) an
 """
 
 import os
-from typing import Dict, Iterator, List, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from tfrs_smoe.data import movielens_files
+from tfrs_smoe.data import records
 from tfrs_smoe.data import schema
 from tfrs_smoe.data import watch_log_format
+from tfrs_smoe.data.preparation import catalog_files
 from tfrs_smoe.data.preparation import config as config_lib
 from tfrs_smoe.data.preparation import event_batch
 from tfrs_smoe.data.preparation import synthetic_source
@@ -68,6 +71,19 @@ class MovieLensSource:
 
   def metadata(self) -> Dict[str, object]:
     return dict(self._metadata)
+
+  def tables(self, item_ids: np.ndarray, user_ids: np.ndarray
+             ) -> Tuple[schema.ItemCatalog, Optional[schema.UserTable], Dict[str, object]]:
+    """The catalogue of `item_ids` and the user table of `user_ids` (None without user
+    features), as `records.watch_log_from_columns` builds them; the files are parsed again."""
+    result = movielens_files.read_movielens(self.directory, self.format, self.skip_bad_lines)
+    log = records.watch_log_from_columns(self.name, result.columns, self.abandonment_threshold)
+    users = None
+    if log.users is not None:
+      found = np.searchsorted(log.users.user_id, user_ids)
+      users = schema.UserTable(user_id=user_ids, features={
+          name: np.asarray(values)[found] for name, values in log.users.features.items()})
+    return catalog_files.subset_catalog(log.items, item_ids), users, {}
 
   def read(self, work_item: int) -> Iterator[Union[event_batch.EventBatch, Dict]]:
     """Yields the ratings as EventBatches, then the report (bad lines, duplicates dropped)."""

@@ -3,18 +3,21 @@
 `synthetic.generate_watch_log` draws the catalogue and every user's parameters, then simulates
 the users in chunks, each from its own spawned seed, and only then concatenates the chunks. The
 chunks are independent, so here each one is a work item: a worker draws the (small) catalogue
-and user tables once, simulates its chunks and emits their events in batches. The chunk plan
-(users per chunk, one seed per chunk) is the generator's, so the events are exactly those of
-`generate_watch_log(config)`, in another order (the pipeline sorts them per user anyway).
+and user tables once, simulates its chunks and emits their events in batches. The seeds and the
+chunk plan (users per chunk, one seed per chunk) are the generator's own
+(`synthetic.generation_plan`), so the events are exactly those of `generate_watch_log(config)`,
+in another order (the pipeline sorts them per user anyway).
 """
 
-from typing import Dict, Iterator, List, Union
+from typing import Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 
+from tfrs_smoe.data import schema
 from tfrs_smoe.data import synthetic
 from tfrs_smoe.data import synthetic_catalog
 from tfrs_smoe.data import synthetic_simulation
+from tfrs_smoe.data.preparation import catalog_files
 from tfrs_smoe.data.preparation import event_batch
 from tfrs_smoe.data.preparation import watch_log_source
 
@@ -48,35 +51,40 @@ class SyntheticSource:
     return {**self.__dict__, "_drawn": None}  # Workers draw the tables themselves.
 
   def _draw(self):
-    """(catalog, users, users per chunk, chunk seeds, user ids), as `generate_watch_log` has
-    them."""
+    """(catalog, users, the chunk plan, user ids), as `generate_watch_log` draws them."""
     if self._drawn is None:
       config = self.config
-      catalog_seed, users_seed, events_seed = np.random.SeedSequence(config.seed).spawn(3)
-      catalog = synthetic_catalog.draw_catalog(config, np.random.default_rng(catalog_seed))
-      users = synthetic_simulation.draw_users(config, np.random.default_rng(users_seed))
-      chunk_bytes = synthetic._CHUNK_BYTES  # pylint: disable=protected-access
-      per_chunk = min(max(chunk_bytes // catalog.num_titles, 256), config.num_users)
-      seeds = events_seed.spawn(-(-config.num_users // per_chunk))
+      plan = synthetic.generation_plan(config)
+      catalog = synthetic_catalog.draw_catalog(config, np.random.default_rng(plan.catalog_seed))
+      users = synthetic_simulation.draw_users(config, np.random.default_rng(plan.users_seed))
       user_ids = synthetic_catalog.padded_ids("u", config.num_users)
-      self._drawn = catalog, users, per_chunk, seeds, user_ids
+      self._drawn = catalog, users, plan.chunks, user_ids
     return self._drawn
 
   def work_items(self) -> List[int]:
     """The chunk indices."""
-    return list(range(len(self._draw()[3])))
+    return list(range(len(synthetic.generation_plan(self.config).chunks)))
 
   def metadata(self) -> Dict[str, object]:
     return {"synthetic_config": {name: getattr(self.config, name)
                                  for name in self.config.__dataclass_fields__}}
 
+  def tables(self, item_ids: np.ndarray, user_ids: np.ndarray
+             ) -> Tuple[schema.ItemCatalog, None, Dict[str, object]]:
+    """(the catalogue of `item_ids` as `generate_watch_log` builds it, no user table, {})."""
+    del user_ids  # The generator has no user features.
+    catalog = self._draw()[0]
+    items = schema.ItemCatalog(item_id=catalog.item_id, title=catalog.item_name,
+                               genres=catalog.item_genres, year=catalog.item_year,
+                               runtime_seconds=catalog.item_runtime)
+    return catalog_files.subset_catalog(items, item_ids), None, {}
+
   def read(self, work_item: int) -> Iterator[Union[event_batch.EventBatch, Dict]]:
     """Yields the EventBatches of chunk `work_item`, then its report (a dict)."""
-    catalog, users, per_chunk, seeds, user_ids = self._draw()
-    begin = work_item * per_chunk
-    end = min(begin + per_chunk, self.config.num_users)
+    catalog, users, chunks, user_ids = self._draw()
+    begin, end, seed = chunks[work_item]
     events = synthetic_simulation.simulate_chunk(self.config, catalog, users, begin, end,
-                                                 np.random.default_rng(seeds[work_item]))
+                                                 np.random.default_rng(seed))
     count = len(events["user"])
     for start in range(0, count, self.batch_size):
       rows = slice(start, min(start + self.batch_size, count))

@@ -1,6 +1,7 @@
 """The per-shard steps: ids to indices, duplicates dropped, events sorted per user, the split.
 
-A shard's events form one block: every user of the shard (u % num_shards) with all its events,
+A shard's events form one block: every user of the shard ((u - 2) % num_shards for user index
+u, i.e. line u - 2 of user_ids.txt) with all its events,
 sorted by (user, timestamp, item id), as `splits.index_log` sorts the in-memory log (ties in
 time keep the log's (timestamp, user id, item id) order, i.e. item id order). Each user's split
 is a set of prefix lengths of its events, since every split rule cuts a user's time-ordered
@@ -44,7 +45,7 @@ def index_and_shard(batch: event_batch.EventBatch, user_ids: np.ndarray, item_id
       np.int32)[batch.columns["user"]]
   item = np.searchsorted(item_ids, batch.ids["item"]).astype(np.int32)[batch.columns["item"]]
   indexed = batch.with_columns(user=user, item=item)
-  shard = user % num_shards
+  shard = (user - vocabulary.NUM_RESERVED) % num_shards
   order = np.argsort(shard, kind="stable")
   bounds = np.searchsorted(shard[order], np.arange(num_shards + 1))
   for index in np.flatnonzero(np.diff(bounds)):

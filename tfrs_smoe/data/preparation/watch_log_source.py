@@ -1,59 +1,29 @@
 """A watch_log folder read file by file, batch by batch, with `watch_log_files`' own checks.
 
 Each interactions file is one work item, so files are read in parallel on a cluster. Its
-record batches are parsed and validated by `WatchLogFiles._read_interactions`, the in-memory
-reader's own code (same columns, same parsing, same bad-row errors and counts), one batch at a
-time: the file is handed to it through `_OneBatchAtATime`, which lets each call see only the
-next batch, so a file is never held whole. The rest of `WatchLogFiles.read` is applied the same
-way: completions above 1 are capped (and counted) and duplicate (user, item, timestamp) rows
-are dropped later, per user, keeping the first in reading order (file, then row).
+record batches are parsed and validated by `WatchLogFiles.interaction_batches`, the in-memory
+reader's own generator (same columns, same parsing, same bad-row errors and counts), so a file
+is never held whole. The rest of `WatchLogFiles.read` is applied the same way: completions above
+1 are capped (and counted) and duplicate (user, item, timestamp) rows are dropped later, per
+user, keeping the first in reading order (file, then row).
 
-The items and users files are small (one row per item or user); `check_tables` reads them as
-the in-memory reader does, so that their bad rows fail or are counted alike, and counts the log
-items without metadata and the users without features.
+The items and users files are small (one row per item or user); `tables` reads them with
+`WatchLogFiles.catalog` and `user_table`, as the in-memory reader does, so that their bad rows
+fail or are counted alike, and counts the log items without metadata and the users without
+features.
 """
 
 import os
-from typing import Dict, Iterator, List, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from tfrs_smoe.data import table_file
+from tfrs_smoe.data import schema
 from tfrs_smoe.data import watch_log_files
 from tfrs_smoe.data.preparation import event_batch
 
 # Rows of one work item live below this bit of the reading order; the work item above it.
 ORDER_SHIFT = 40
-
-
-class _OneBatchAtATime:
-  """A `TableFile` whose `batches` gives one more batch of the real file per call."""
-
-  def __init__(self, table: table_file.TableFile):
-    self._table = table
-    self._batches = None
-    self.exhausted = False
-
-  def __getattr__(self, name):
-    return getattr(self._table, name)
-
-  def batches(self, names):
-    if self._batches is None:
-      self._batches = iter(self._table.batches(names))
-    for first_row, batch in self._batches:
-      yield first_row, batch
-      return
-    self.exhausted = True
-
-
-class _Sink:
-  """Receives what `_read_interactions` keeps of one batch (its `_Columns.add` interface)."""
-
-  def __init__(self):
-    self.columns: Dict[str, np.ndarray] = {}
-
-  def add(self, keep: np.ndarray, **columns: np.ndarray) -> None:
-    self.columns = {name: values[keep] for name, values in columns.items()}
 
 
 class WatchLogSource:
@@ -107,16 +77,11 @@ class WatchLogSource:
         file.
     """
     path = self.paths[work_item]
-    table = _OneBatchAtATime(table_file.TableFile(path, self.format.skip_bad_lines))
+    table = self._files.open_table(path)
     capped = rows = 0
-    while True:
-      sink = _Sink()
-      self._files._read_interactions(table, sink)  # pylint: disable=protected-access
-      if table.exhausted:
-        break
-      if not sink.columns or not len(sink.columns["user_id"]):
+    for columns in self._files.interaction_batches(table):
+      if not len(columns["user_id"]):
         continue
-      columns = sink.columns
       engagement = columns["engagement"].astype(np.float64)
       capped += int(np.sum(engagement > 1.0))
       rows += len(engagement)
@@ -128,34 +93,29 @@ class WatchLogSource:
            "bad_rows": {os.path.relpath(path, self.directory): table.skipped},
            "bad_row_examples": list(table.examples)}
 
-  def check_tables(self, item_ids: np.ndarray, user_ids: np.ndarray) -> Dict[str, object]:
-    """Reads the items and users files as `WatchLogFiles.read` does, for their checks.
+  def tables(self, item_ids: np.ndarray, user_ids: np.ndarray
+             ) -> Tuple[schema.ItemCatalog, Optional[schema.UserTable], Dict[str, object]]:
+    """The catalogue and user table, read from the items and users files as `WatchLogFiles.read`
+    reads them (so their bad rows fail or are counted alike).
 
     Args:
-      item_ids: [i] str, the log's items (after bad rows are dropped).
-      user_ids: [u] str, the log's users.
+      item_ids: [i] str, the log's items (after bad rows are dropped), sorted.
+      user_ids: [u] str, the log's users, sorted.
 
     Returns:
+      (catalogue of item_ids, user table of user_ids or None without a users file, report:
       "bad_rows" (file -> skipped rows), "bad_row_examples", "items_without_metadata",
-      "users_without_features".
+      "users_without_features"). Runtimes come from the items file only (0 where it gives
+      none; the in-memory reader falls back on the log's runtime_seconds, which no model reads).
 
     Raises:
       schema.DataError: a bad row of those files (unless skip_bad_lines), an id listed twice.
     """
-    files = self._files
-    files._skipped = {}  # pylint: disable=protected-access
-    report = {"bad_rows": {}, "bad_row_examples": [], "items_without_metadata": 0,
-              "users_without_features": 0}
-    for key, paths, id_name, what, features, ids in (
-        ("items_without_metadata", files.items, "item_id", "items", self.format.item_features,
-         item_ids),
-        ("users_without_features", files.users, "user_id", "users", self.format.user_features,
-         user_ids)):
-      if paths:
-        table = files._read_table(  # pylint: disable=protected-access
-            paths, id_name, what, tuple(features))
-        report[key] = int(np.sum(~np.isin(ids, table[id_name])))
-    for relative, table in files._skipped.items():  # pylint: disable=protected-access
-      report["bad_rows"][relative] = table.skipped
-      report["bad_row_examples"].extend(table.examples)
-    return report
+    items, items_without, item_files = self._files.catalog(item_ids)
+    users, users_without, user_files = self._files.user_table(user_ids)
+    report = {"bad_rows": {}, "bad_row_examples": [], "items_without_metadata": items_without,
+              "users_without_features": users_without}
+    for relative, file in {**item_files, **user_files}.items():
+      report["bad_rows"][relative] = file.skipped
+      report["bad_row_examples"].extend(file.examples)
+    return items, users, report
