@@ -235,8 +235,7 @@ def build_module(split, ranker: tf.keras.Model, max_len: int, k: int = 10,
   contract.require_servable(ranker)
   if retriever is not None:
     contract.require_servable(retriever)
-  train = split.train
-  popularity = np.bincount(train.item[train.positive], minlength=split.item_vocabulary.size)
+  popularity = split.positive_counts()
   return recommender_module.RecommenderModule(
       ranker, split.item_vocabulary.ids, split.user_vocabulary.ids, popularity, max_len, k,
       retriever, num_candidates)
