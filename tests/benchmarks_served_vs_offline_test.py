@@ -25,10 +25,10 @@ TINY = {"data": {"dataset": "streaming_logs/tiny", "max_len": 10},
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, tiny_tfds_dir):
   """A run of a tiny S-MoE-BST on streaming_logs/tiny, trained for one epoch."""
   root = tmp_path_factory.mktemp("served_vs_offline")
-  overrides = {**TINY, "data": {**TINY["data"], "tfds_data_dir": str(root / "tfds")}}
+  overrides = {**TINY, "data": {**TINY["data"], "tfds_data_dir": tiny_tfds_dir}}
   config = config_lib.apply_overrides(config_lib.ExperimentConfig(), overrides)
   experiment = experiment_lib.Experiment(config, str(root / "run"))
   experiment.fit(experiment.prepare_data())

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import yaml
 
@@ -21,8 +22,8 @@ def _run(script, *args):
   return result.stdout
 
 
-def test_train_then_evaluate_write_their_artifacts(tmp_path):
-  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+def test_train_then_evaluate_write_their_artifacts(tmp_path, tiny_tfds_dir):
+  model_dir, tfds_dir = str(tmp_path / "run"), tiny_tfds_dir
   common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
   output = _run("train.py", "--dataset=streaming_logs/tiny", "--seed=3",
                 "--params_override=data: {max_len: 20}\neval: {phns: {num_candidates: 30}}",
@@ -48,17 +49,17 @@ def test_train_then_evaluate_write_their_artifacts(tmp_path):
   assert f"{test['full_ranking']['ndcg@10']:.4f}" in output
 
 
-def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
-  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+def test_train_smoe_bst_then_evaluate_restores_it(tmp_path, tiny_tfds_dir, retrieval_comparison):
+  model_dir, tfds_dir = str(tmp_path / "run"), tiny_tfds_dir
   common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
   small = ("model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
            "num_blocks: 1, feed_forward_dim: 16}}\ndata: {max_len: 10}\ntrain: {epochs: 1}\n"
            "eval: {phns_test: false}")
+  # (train.py's own --export_dir, and its printed serving instructions, are tested by
+  # test_train_with_a_mirrored_strategy_on_two_logical_cpus: one export fewer here.)
   output = _run("train.py", "--dataset=streaming_logs/tiny", "--model=smoe_bst",
-                f"--params_override={small}", f"--export_dir={tmp_path / 'exports'}", *common)
+                f"--params_override={small}", *common)
   assert "Validation metrics of smoe_bst" in output and "gate_weight_0" in output
-  assert f"Exported a servable model to {tmp_path / 'exports' / '1'}" in output
-  assert "saved_model_cli show" in output and ":predict" in output
   with open(os.path.join(model_dir, "params.yaml"), encoding="utf-8") as f:
     params = yaml.safe_load(f)
   assert params["model"]["name"] == "smoe_bst"
@@ -70,15 +71,13 @@ def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
   with open(os.path.join(model_dir, "metrics_validation.json"), encoding="utf-8") as f:
     assert json.load(f) == trained  # The checkpoint restores the trained model exactly.
 
-  # Two stages: a two-tower retriever trained on the same data, re-ranked by smoe_bst.
-  retrieval_dir = str(tmp_path / "retrieval")
-  _run("train.py", "--dataset=streaming_logs/tiny", "--model=two_tower",
-       f"--params_override={small}", f"--model_dir={retrieval_dir}",
-       f"--tfds_data_dir={tfds_dir}")
+  # Two stages: a two-tower retriever trained on the same data (the streaming-corrected run of
+  # the retrieval comparison, max_len 10 too), re-ranked by smoe_bst.
+  retrieval_dir = str(retrieval_comparison / "streaming_logs_tiny" / "streaming_engagement_seed0")
   output = _run("export.py", *common, f"--export_dir={tmp_path / 'exports'}", "--k=5",
                 f"--retrieval_model_dir={retrieval_dir}", "--num_candidates=20")
-  assert f"Exported a servable model to {tmp_path / 'exports' / '2'}" in output
-  loaded = tf.saved_model.load(str(tmp_path / "exports" / "2"))
+  assert f"Exported a servable model to {tmp_path / 'exports' / '1'}" in output
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "1"))
   answer = loaded.signatures["recommend"](history=tf.constant([["no such item"]]))
   assert answer["item_ids"].shape == (1, 5) and answer["scores"].shape == (1, 5)
   assert hasattr(loaded, "retriever")  # The export holds both stages.
@@ -88,13 +87,13 @@ def test_train_smoe_bst_then_evaluate_restores_it(tmp_path):
   assert len(set(reranked)) == 5 and not set(reranked) & set(history[0])
 
 
-def test_model_comparison_writes_a_table_over_seeds(tmp_path):
+def test_model_comparison_writes_a_table_over_seeds(tmp_path, tiny_tfds_dir):
   output_dir = tmp_path / "comparison"
   tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1}\n"
           "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
           "feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
   output = _run("model_comparison.py", f"--output_dir={output_dir}",
-                f"--tfds_data_dir={tmp_path / 'tfds'}", "--datasets=streaming_logs",
+                f"--tfds_data_dir={tiny_tfds_dir}", "--datasets=streaming_logs",
                 "--models=popularity,bst", "--seeds=0,1", "--protocols=default,implicit",
                 f"--params_override={tiny}")
   assert "Written to" in output
@@ -111,15 +110,26 @@ def test_model_comparison_writes_a_table_over_seeds(tmp_path):
   assert f"{np.mean(bst_ndcg):.4f} ± {np.std(bst_ndcg):.4f}" in rows[0]
 
 
-def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
-  output_dir = tmp_path / "retrieval"
+@pytest.fixture(scope="module", name="retrieval_comparison")
+def _retrieval_comparison(tmp_path_factory, tiny_tfds_dir):
+  """experiments/retrieval_comparison.py run once: its output_dir, after checking its output.
+
+  Its streaming-corrected two-tower run (max_len 10) is also the first stage of
+  `test_train_smoe_bst_then_evaluate_restores_it`, which only reads it.
+  """
+  output_dir = tmp_path_factory.mktemp("retrieval_comparison") / "retrieval"
   tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1, batch_size: 64}\n"
           "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4}, two_tower: "
           "{query_hidden_units: [16], candidate_hidden_units: [16], num_buckets: 1000}}")
   output = _run("retrieval_comparison.py", f"--output_dir={output_dir}",
-                f"--tfds_data_dir={tmp_path / 'tfds'}", "--datasets=streaming_logs",
+                f"--tfds_data_dir={tiny_tfds_dir}", "--datasets=streaming_logs",
                 "--corrections=none,streaming", "--seeds=0", f"--params_override={tiny}")
   assert "Written to" in output
+  return output_dir
+
+
+def test_retrieval_comparison_writes_a_table_per_correction(retrieval_comparison):
+  output_dir = retrieval_comparison
   with open(output_dir / "retrieval_comparison.json", encoding="utf-8") as f:
     runs = json.load(f)
   assert sorted(runs) == ["streaming_logs/tiny/engagement/none",
@@ -137,11 +147,11 @@ def test_retrieval_comparison_writes_a_table_per_correction(tmp_path):
   assert params["train"]["monitor"] == "recall@10" and params["eval"]["ks"][-1] == 100
 
 
-def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
+def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path, tiny_tfds_dir):
   output_dir = tmp_path / "report"
   tiny = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 2}\n"
-          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
-          "feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
+          "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
+          "num_blocks: 1, feed_forward_dim: 16}, two_tower: {query_hidden_units: [16], "
           "candidate_hidden_units: [16], num_buckets: 1000}}\neval: {phns: {num_candidates: 30}}")
   readme = tmp_path / "docs" / "results.md"  # The page of the published results.
   readme.parent.mkdir()
@@ -150,7 +160,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
   readme.write_text("# Results\n<!-- begin experiments/report.py streaming_logs -->\n"
                     f"<!-- end experiments/report.py streaming_logs -->\n{movielens_section}\n"
                     "Hand-written.\n", encoding="utf-8")
-  flags = [f"--output_dir={output_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+  flags = [f"--output_dir={output_dir}", f"--tfds_data_dir={tiny_tfds_dir}",
            "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
            "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
            "--seeds=1", f"--params_override={tiny}", f"--readme={readme}",
@@ -228,17 +238,19 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path):
     assert len(rows) == 2 and all(row.endswith(f" | {machine} |") for row in rows)
 
 
-def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
+def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_tfds_dir):
   model_dir = tmp_path / "run"
   small = ("model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
            "num_blocks: 1, feed_forward_dim: 16}}\ndata: {max_len: 10}\ntrain: {epochs: 2}\n"
            "eval: {phns_test: false}")
   output = _run("train.py", "--dataset=streaming_logs/tiny", "--model=smoe_bst",
                 "--strategy=mirrored", "--num_cpu_devices=2", f"--params_override={small}",
-                f"--model_dir={model_dir}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+                f"--model_dir={model_dir}", f"--tfds_data_dir={tiny_tfds_dir}",
                 f"--export_dir={tmp_path / 'exports'}")
   assert "Validation metrics of smoe_bst" in output
   assert os.path.exists(tmp_path / "exports" / "1" / "saved_model.pb")
+  assert f"Exported a servable model to {tmp_path / 'exports' / '1'}" in output
+  assert "saved_model_cli show" in output and ":predict" in output
   with open(model_dir / "params.yaml", encoding="utf-8") as f:
     assert yaml.safe_load(f)["distribute"] == {"strategy": "mirrored", "num_cpu_devices": 2,
                                                "ps_min_shard_bytes": 256 << 10}
@@ -248,22 +260,30 @@ def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
   assert history["loss_softmax"][1] < history["loss_softmax"][0]
 
 
-def test_own_watch_log_trains_evaluates_and_exports_with_its_string_ids(tmp_path):
+@pytest.fixture(scope="module", name="example_log")
+def _example_log(tmp_path_factory):
+  """The folders experiments/write_example_watch_log.py writes (csv/, parquet/, dirty/) for 40
+  accounts and 50 titles, written once; the tests read them (prepared copies go to their own
+  --tfds_data_dir)."""
+  log = tmp_path_factory.mktemp("example_log") / "log"
+  _run("write_example_watch_log.py", f"--output_dir={log}", "--num_users=40", "--num_titles=50")
+  return log
+
+
+def test_own_watch_log_trains_evaluates_and_exports_with_its_string_ids(tmp_path, example_log):
   """The README's "Your own data": the example script's Parquet log, with no code."""
-  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=60",
-       "--num_titles=80")
   model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
   common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
   tiny = ("data: {max_len: 10, columns: {user_id: account, item_id: title_id}}\n"
           "model: {sasrec: {dim: 8, num_blocks: 1, feed_forward_dim: 8}}\ntrain: {epochs: 1}\n"
           "eval: {phns_test: false}")
-  output = _run("train.py", "--dataset=watch_log", f"--data_dir={tmp_path / 'log' / 'parquet'}",
+  output = _run("train.py", "--dataset=watch_log", f"--data_dir={example_log / 'parquet'}",
                 "--model=sasrec", f"--params_override={tiny}",
                 f"--export_dir={tmp_path / 'exports'}", *common)
-  assert "Data watch_log" in output and "60 users" in output
+  assert "Data watch_log" in output and "40 users" in output
   with open(os.path.join(model_dir, "params.yaml"), encoding="utf-8") as f:
     params = yaml.safe_load(f)
-  assert params["data"]["data_dir"] == str(tmp_path / "log" / "parquet")
+  assert params["data"]["data_dir"] == str(example_log / "parquet")
   assert params["data"]["columns"] == {"user_id": "account", "item_id": "title_id"}
   with open(os.path.join(model_dir, "vocabularies", "data.json"), encoding="utf-8") as f:
     recorded = json.load(f)
@@ -282,12 +302,10 @@ def test_own_watch_log_trains_evaluates_and_exports_with_its_string_ids(tmp_path
   assert len(served) == 4 and set(served) <= set(item_ids) - set(item_ids[:2])
 
 
-def test_a_dirty_watch_log_names_the_bad_row(tmp_path):
-  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=20",
-       "--num_titles=30")
+def test_a_dirty_watch_log_names_the_bad_row(tmp_path, example_log):
   result = subprocess.run(
       [sys.executable, os.path.join(_ROOT, "experiments", "train.py"), "--dataset=watch_log",
-       f"--data_dir={tmp_path / 'log' / 'dirty'}", f"--model_dir={tmp_path / 'run'}",
+       f"--data_dir={example_log / 'dirty'}", f"--model_dir={tmp_path / 'run'}",
        f"--tfds_data_dir={tmp_path / 'tfds'}"],
       capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode != 0
@@ -296,17 +314,16 @@ def test_a_dirty_watch_log_names_the_bad_row(tmp_path):
           "data.skip_bad_lines: true" in result.stderr), result.stderr[-2000:]
 
 
-def test_named_item_and_user_columns_are_embedded_through_train_evaluate_and_export(tmp_path):
+def test_named_item_and_user_columns_are_embedded_through_train_evaluate_and_export(
+    tmp_path, example_log):
   """data.item_features / data.user_features of the example CSV log reach the model's weights."""
-  _run("write_example_watch_log.py", f"--output_dir={tmp_path / 'log'}", "--num_users=40",
-       "--num_titles=50")
   model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
   common = [f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}"]
   tiny = ("data: {max_len: 8, item_features: [maturity], user_features: [plan, country]}\n"
           "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, user_dim: 0, "
           "feature_dim: 3, expert_windows: [2, 0], num_blocks: 1, feed_forward_dim: 8}}\n"
           "train: {epochs: 1}\neval: {phns_test: false}")
-  output = _run("train.py", "--dataset=watch_log", f"--data_dir={tmp_path / 'log' / 'csv'}",
+  output = _run("train.py", "--dataset=watch_log", f"--data_dir={example_log / 'csv'}",
                 "--model=smoe_bst", f"--params_override={tiny}",
                 f"--export_dir={tmp_path / 'exports'}", *common)
   assert "Validation metrics of smoe_bst" in output

@@ -10,57 +10,61 @@ from tfrs_smoe import config as config_lib
 from tfrs_smoe import reporting
 
 
-def _config(tmp_path, seed=0):
+def _config(tfds_dir, seed=0):
   return config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-      "data": {"dataset": "streaming_logs/tiny", "tfds_data_dir": str(tmp_path / "tfds")},
+      "data": {"dataset": "streaming_logs/tiny", "tfds_data_dir": tfds_dir},
       "eval": {"phns_test": False}, "seed": seed})
 
 
-def test_resume_reuses_a_finished_run_with_the_same_params(tmp_path):
+def test_resume_reuses_a_finished_run_with_the_same_params(tmp_path, tiny_tfds_dir):
   model_dir = str(tmp_path / "run")
-  first = reporting.run_experiment(_config(tmp_path), model_dir)
+  first = reporting.run_experiment(_config(tiny_tfds_dir), model_dir)
   checkpoint = os.path.join(model_dir, "checkpoints", "model.index")
   written = os.stat(checkpoint).st_mtime_ns
-  assert reporting.run_experiment(_config(tmp_path), model_dir, resume=True) == first
+  assert reporting.run_experiment(_config(tiny_tfds_dir), model_dir, resume=True) == first
   assert os.stat(checkpoint).st_mtime_ns == written  # Not trained again.
 
   # Other params: trained again, and the new outcome replaces the old one.
-  second = reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True)
+  second = reporting.run_experiment(_config(tiny_tfds_dir, seed=1), model_dir, resume=True)
   assert second.seed == 1 and os.stat(checkpoint).st_mtime_ns != written
-  assert reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True) == second
+  assert reporting.run_experiment(_config(tiny_tfds_dir, seed=1), model_dir, resume=True) == second
   # Without resume a finished run is trained again.
-  reporting.run_experiment(_config(tmp_path, seed=1), model_dir)
+  reporting.run_experiment(_config(tiny_tfds_dir, seed=1), model_dir)
   assert os.stat(checkpoint).st_mtime_ns != written
 
 
-def test_resume_reuses_a_finished_run_whose_data_now_lies_elsewhere(tmp_path, monkeypatch):
+def test_resume_reuses_a_finished_run_whose_data_now_lies_elsewhere(tmp_path, tiny_tfds_dir,
+                                                                    monkeypatch):
   model_dir = str(tmp_path / "run")
-  first = reporting.run_experiment(_config(tmp_path), model_dir)
+  first = reporting.run_experiment(_config(tiny_tfds_dir), model_dir)
 
   def no_training(*args, **kwargs):
     raise AssertionError("trained again")
   monkeypatch.setattr(reporting.experiment_lib.Experiment, "prepare_data", no_training)
-  moved = config_lib.apply_overrides(_config(tmp_path), {
+  moved = config_lib.apply_overrides(_config(tiny_tfds_dir), {
       "data": {"tfds_data_dir": str(tmp_path / "elsewhere"), "data_dir": "/raw/files"}})
   assert reporting.run_experiment(moved, model_dir, resume=True) == first
 
 
-def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path, monkeypatch):
+def test_a_run_interrupted_after_its_params_were_written_is_not_reused(tmp_path, tiny_tfds_dir,
+                                                                      monkeypatch):
   model_dir = str(tmp_path / "run")
-  reporting.run_experiment(_config(tmp_path), model_dir)
+  reporting.run_experiment(_config(tiny_tfds_dir), model_dir)
 
   def interrupted(*args, **kwargs):
     raise KeyboardInterrupt
   monkeypatch.setattr(reporting.experiment_lib.Experiment, "fit", interrupted)
   with pytest.raises(KeyboardInterrupt):
-    reporting.run_experiment(_config(tmp_path, seed=1), model_dir, resume=True)
+    reporting.run_experiment(_config(tiny_tfds_dir, seed=1), model_dir, resume=True)
   assert not os.path.exists(os.path.join(model_dir, "outcome.json"))
 
 
 def test_a_run_resumed_from_its_backup_counts_the_epochs_before_the_resume_and_times_the_rest(
-    tmp_path, monkeypatch):
-  config = config_lib.apply_overrides(_config(tmp_path), {
-      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1}},
+    tmp_path, tiny_tfds_dir, monkeypatch):
+  config = config_lib.apply_overrides(_config(tiny_tfds_dir), {
+      "data": {"max_len": 10},
+      "model": {"name": "bst", "encoder": {"item_dim": 8, "num_blocks": 1,
+                                           "feed_forward_dim": 16}},
       "train": {"epochs": 3, "early_stopping_patience": 0}})
   model_dir = str(tmp_path / "run")
   fit = reporting.experiment_lib.Experiment.fit

@@ -3,6 +3,7 @@ resumption under another config, a model that cannot be served, restoring on oth
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,10 +24,11 @@ def _run(script, *args):
 
 
 @pytest.fixture(scope="module", name="trained")
-def _trained(tmp_path_factory):
-  """A finished popularity run on the tiny log: (model_dir, tfds_dir)."""
+def _trained(tmp_path_factory, tiny_tfds_dir):
+  """A finished popularity run on the tiny log: (model_dir, tfds_dir). Tests that change the
+  run work on a copy of it."""
   root = tmp_path_factory.mktemp("trained")
-  model_dir, tfds_dir = str(root / "run"), str(root / "tfds")
+  model_dir, tfds_dir = str(root / "run"), tiny_tfds_dir
   result = _run("train.py", "--dataset=streaming_logs/tiny", f"--model_dir={model_dir}",
                 f"--tfds_data_dir={tfds_dir}")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -115,8 +117,9 @@ def test_evaluate_and_export_against_another_data_set_fail_with_one_clear_error(
   _write_latest_small(movielens)
   with open(os.path.join(model_dir, "vocabularies", "data.json"), encoding="utf-8") as f:
     recorded = json.load(f)
+  # The other data set is prepared in a directory of its own (the tiny log's is shared).
   other = ["--dataset=movielens/latest-small", f"--data_dir={movielens}",
-           f"--tfds_data_dir={tfds_dir}", f"--model_dir={model_dir}"]
+           f"--tfds_data_dir={tmp_path / 'tfds'}", f"--model_dir={model_dir}"]
   result = _run("evaluate.py", *other)
   assert result.returncode == 1, result.stderr[-2000:]
   message = result.stderr.strip().splitlines()[-1]
@@ -132,11 +135,14 @@ def test_evaluate_and_export_against_another_data_set_fail_with_one_clear_error(
     assert yaml.safe_load(f)["data"]["dataset"] == "streaming_logs/tiny"
 
 
-def test_overwrite_replaces_a_finished_run(tmp_path):
-  model_dir, tfds_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+def test_overwrite_replaces_a_finished_run(trained, tmp_path):
+  # A finished run (a copy of the module's, which train.py wrote as this would: popularity on
+  # the tiny log, seed 0).
+  model_dir = str(tmp_path / "run")
+  shutil.copytree(trained[0], model_dir)
+  assert config_lib.load_params(model_dir).seed == 0
   common = ["--dataset=streaming_logs/tiny", f"--model_dir={model_dir}",
-            f"--tfds_data_dir={tfds_dir}"]
-  assert _run("train.py", *common).returncode == 0
+            f"--tfds_data_dir={trained[1]}"]
   result = _run("train.py", *common, "--seed=7", "--overwrite")
   assert result.returncode == 0, result.stderr[-2000:]
   assert config_lib.load_params(model_dir).seed == 7

@@ -18,8 +18,8 @@ from tfrs_smoe.models import registry as model_registry
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = ("data: {dataset: streaming_logs/tiny, max_len: 10}\ntrain: {epochs: 1}\n"
-         "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, num_blocks: 1, "
-         "feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
+         "model: {encoder: {item_dim: 8, genre_dim: 4, year_dim: 4, expert_windows: [3, 0], "
+         "num_blocks: 1, feed_forward_dim: 16}}\neval: {phns: {num_candidates: 30}}")
 
 
 def test_unknown_names_are_errors_that_list_the_known_ones():
@@ -119,6 +119,7 @@ def test_bad_dataset_overrides_fail_before_any_training(tmp_path):
 
 
 def test_a_sweep_writes_a_table_over_two_seeds_and_resume_retrains_nothing(tmp_path,
+                                                                         tiny_tfds_dir,
                                                                          monkeypatch):
   pairs = []
 
@@ -133,7 +134,7 @@ def test_a_sweep_writes_a_table_over_two_seeds_and_resume_retrains_nothing(tmp_p
   output_dir = tmp_path / "sweep"
   arguments = dict(datasets=["streaming_logs", "movielens"], seeds=[0, 1],
                    output_dir=str(output_dir), movielens_dir=str(tmp_path / "absent"),
-                   tfds_data_dir=str(tmp_path / "tfds"), params_override=_TINY,
+                   tfds_data_dir=tiny_tfds_dir, params_override=_TINY,
                    pair_comparison=pair_comparison)
   runs = sweep.Sweep(variant_set, **arguments).run()
   assert sorted(runs) == ["streaming_logs/tiny/engagement/bst",
@@ -172,9 +173,9 @@ def test_a_sweep_writes_a_table_over_two_seeds_and_resume_retrains_nothing(tmp_p
   assert (output_dir / "tiny.md").read_text(encoding="utf-8") == table
 
 
-def test_the_sweep_binary_runs_a_registered_set_and_names_an_unknown_one(tmp_path):
+def test_the_sweep_binary_runs_a_registered_set_and_names_an_unknown_one(tmp_path, tiny_tfds_dir):
   command = [sys.executable, os.path.join(_ROOT, "experiments", "sweep.py"),
-             f"--output_dir={tmp_path / 'out'}", f"--tfds_data_dir={tmp_path / 'tfds'}",
+             f"--output_dir={tmp_path / 'out'}", f"--tfds_data_dir={tiny_tfds_dir}",
              "--datasets=streaming_logs", "--seeds=0", f"--params_override={_TINY}"]
   result = subprocess.run([*command, "--variant_set=phns", "--variants=none"],
                           capture_output=True, text=True, timeout=600, check=False)

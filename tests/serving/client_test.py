@@ -7,9 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfrs_smoe.serving import client as client_lib
-from tfrs_smoe.serving import export
 
-import recommender_module_test as serving_test  # A sibling test module: its tiny model.
+import recommender_module_test as serving_test  # A sibling test module: its tiny export.
 
 
 def test_rest_bodies_in_row_and_column_format_pad_histories():
@@ -57,10 +56,15 @@ def test_bad_requests_are_rejected_before_sending(signature, kwargs, message):
     client_lib.PredictClient("recommender").inputs(signature, [["m1"]], **kwargs)
 
 
-def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
-  module = serving_test._module(k=3)  # pylint: disable=protected-access
-  path = export.save_version(module, str(tmp_path / "exports"))
-  loaded = tf.saved_model.load(path)
+@pytest.fixture(scope="module", name="exported")
+def _exported(tmp_path_factory, session_cache):
+  """The k=4 export of recommender_module_test.py (module, path, loaded, TF Serving-like)."""
+  return serving_test.shared_export(tmp_path_factory, session_cache)
+
+
+def test_grpc_request_and_rest_columns_answer_like_the_module(exported):
+  module, _, loaded, (serve, _) = exported
+  assert module.k == 4
   client = client_lib.PredictClient("recommender", version=1)
   histories = [["m01", "m02", "m03"], ["m10"], []]
   request = client.grpc_request("rank", histories, candidates=[["m05"], ["m20"], ["m01"]])
@@ -79,11 +83,10 @@ def test_grpc_request_and_rest_columns_answer_like_the_module(tmp_path):
       history=tf.constant([["m01", "m02", "m03"], ["m10", "", ""], ["", "", ""]]))
   np.testing.assert_array_equal(answer["item_ids"].numpy(), expected["item_ids"].numpy())
   np.testing.assert_allclose(answer["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5)
-  # Per-request options, answered as TF Serving answers them (k left out: the export's 3).
-  serve, _ = serving_test._tf_serving_like(path)  # pylint: disable=protected-access
+  # Per-request options, answered as TF Serving answers them (k left out: the export's 4).
   for kwargs, k, excluded in (({"k": 2, "exclude": ["m00"]}, 2, ["m00"]),
-                              ({"exclude": [["m00"], ["m01"], []]}, 3, [["m00"], ["m01"], [""]]),
-                              ({}, 3, [])):
+                              ({"exclude": [["m00"], ["m01"], []]}, 4, [["m00"], ["m01"], [""]]),
+                              ({}, 4, [])):
     request = client.grpc_request("recommend_with_options", histories, **kwargs)
     answer = serve("recommend_with_options",
                    {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})

@@ -98,13 +98,25 @@ HISTORY = [["m01", "m02", "zz", "m03", "m04", "m05", "m06", "m07"],
 LONG_HISTORY = [[f"m{i:02d}" for i in range(30) if i not in (3, 11, 17, 29)]]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def shared_export(tmp_path_factory, session_cache):
   """A k=4 single-stage module, the path of its export, the export loaded with
-  tf.saved_model.load, and TF Serving's way of answering it (`_tf_serving_like`)."""
-  module = _module(k=4)
-  path = export.save_version(module, str(tmp_path_factory.mktemp("shared") / "recs"))
-  return module, path, tf.saved_model.load(path), _tf_serving_like(path)
+  tf.saved_model.load, and TF Serving's way of answering it (`_tf_serving_like`).
+
+  Exported once per session (an export traces every signature of the module): the tests of
+  this module and of client_test.py read it, and none of them changes it.
+  """
+  if "serving_export" not in session_cache:
+    module = _module(k=4)
+    path = export.save_version(module, str(tmp_path_factory.mktemp("shared") / "recs"))
+    session_cache["serving_export"] = (module, path, tf.saved_model.load(path),
+                                       _tf_serving_like(path))
+  return session_cache["serving_export"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, session_cache):
+  """`shared_export`'s (module, path, loaded, (predict, meta_graph))."""
+  return shared_export(tmp_path_factory, session_cache)
 
 
 def test_history_is_packed_left_padded_with_unknown_ids_dropped_and_the_most_recent_kept():
