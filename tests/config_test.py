@@ -80,7 +80,7 @@ def _rejected(text):
     ("train: {backup_every_steps: -5}", "train.backup_every_steps must be >= 0"),
     ("data: {max_len: 0}", "data.max_len must be >= 1, got 0"),
     ("data: {next_k: 0, soft_labels: []}", "data.next_k must be >= 1"),
-    ("data: {next_k: 1}", r"data.soft_labels must have data.next_k = 1 values"),
+    ("data: {next_k: 2}", r"data.soft_labels must have data.next_k = 2 values"),
     ("data: {next_k: 2, soft_labels: [1.0, 0.0]}", r"data.soft_labels must be label weights in "
                                                    r"\(0, 1\]"),
     ("data: {next_k: 1, soft_labels: [1.5]}", "data.soft_labels must be"),

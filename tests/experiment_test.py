@@ -11,6 +11,7 @@ from tfrs_smoe import experiment as experiment_lib
 from tfrs_smoe.data import schema
 from tfrs_smoe.evaluation import next_k
 from tfrs_smoe.evaluation import per_user
+from tfrs_smoe.tasks import engagement_multitask
 
 
 def _log(num_users=30, num_items=40, events=8, seed=0):
@@ -115,8 +116,10 @@ def test_unknown_dataset_is_an_error():
 def test_sequential_models_train_validate_and_restore(tmp_path, name, phns):
   small = {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
            "expert_windows": [2, 0], "num_blocks": 1, "feed_forward_dim": 16}
+  # PHNS negatives reach the model through the paper's CTR and hinge terms.
+  task = dict(engagement_multitask.PAPER_MULTITASK) if phns != "none" else {}
   config = config_lib.apply_overrides(_config(phns_test=False), {
-      "model": {"name": name, "encoder": small}, "data": {"max_len": 8},
+      "model": {"name": name, "encoder": small, "task": task}, "data": {"max_len": 8},
       "train": {"epochs": 3, "batch_size": 8, "early_stopping_patience": 1,
                 "phns": {"preset": phns}}})
   experiment = experiment_lib.Experiment(config, str(tmp_path))

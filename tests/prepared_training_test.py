@@ -26,6 +26,7 @@ from tfrs_smoe.data import splits
 from tfrs_smoe.data import synthetic
 from tfrs_smoe.data.preparation import config as preparation_config
 from tfrs_smoe.data.preparation import pipeline
+from tfrs_smoe.tasks import engagement_multitask
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = synthetic.SyntheticConfig(num_users=30, num_titles=40)
@@ -88,7 +89,9 @@ def test_streamed_batches_and_negatives_equal_the_in_memory_ones(tmp_path, log, 
 
 def _config(name="smoe_bst", **overrides):
   return config_lib.apply_overrides(config_lib.ExperimentConfig(), {
-      "model": {"name": name, "encoder": _ENCODER}, "data": {"max_len": 8},
+      # The paper's multitask loss: its CTR and hinge terms read the PHNS negatives.
+      "model": {"name": name, "encoder": _ENCODER,
+                "task": dict(engagement_multitask.PAPER_MULTITASK)}, "data": {"max_len": 8},
       "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0,
                 "phns": {"preset": "medium"}},
       "eval": {"ks": [1, 5, 10], "phns": {"num_candidates": 10}}, **overrides})

@@ -32,6 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe.models import registry as model_registry
+from tfrs_smoe.tasks import engagement_multitask
 
 # The columns of a quality table: next-item ranking quality at the head of the list.
 RANKING_COLUMNS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@5")
@@ -241,9 +242,14 @@ register(VariantSet(
     (_POPULARITY, _BST, _SMOE_BST, _SASREC), label="model", stem="model_comparison",
     pairs=(("smoe_bst", "sasrec"), ("smoe_bst", "bst"))))
 
+# PHNS negatives reach S-MoE-BST through the paper's CTR and hinge terms, which its default
+# task (the softmax alone) leaves out.
+_PAPER_TASK = {"model": {"task": dict(engagement_multitask.PAPER_MULTITASK)}}
+
 register(VariantSet(
-    "phns", "the paper's PHNS ablation: training negatives none / EASY / MEDIUM / HARD",
-    tuple(Variant(preset, "smoe_bst", {"train": {"phns": {"preset": preset}}},
+    "phns", "the paper's PHNS ablation: training negatives none / EASY / MEDIUM / HARD, with "
+    "the paper's multitask loss",
+    tuple(Variant(preset, "smoe_bst", {"train": {"phns": {"preset": preset}}, **_PAPER_TASK},
                   f"PHNS preset {preset}") for preset in ("none", "easy", "medium", "hard")),
     columns=("ndcg@1", "ndcg@5", "recall@5", "mrr@5"), label="PHNS", stem="phns_ablation",
     show_protocol=False, protocols=("engagement",), run_dir="{data}/{variant}_seed{seed}",
@@ -272,8 +278,9 @@ register(VariantSet(
              {"model": {"two_tower": {"correction": "streaming"}}, "train": _TWO_TOWER_TRAIN},
              "two-tower, logQ from the streaming frequency estimator"),
      _BST, _SMOE_BST,
-     Variant("smoe_bst_phns", "smoe_bst", {"train": {"phns": {"preset": "medium"}}},
-             "S-MoE-BST trained with PHNS (MEDIUM)"),
+     Variant("smoe_bst_phns", "smoe_bst", {"train": {"phns": {"preset": "medium"}},
+                                           **_PAPER_TASK},
+             "S-MoE-BST trained with PHNS (MEDIUM) and the paper's multitask loss"),
      Variant("smoe_bst_no_mtl", "smoe_bst", {"model": {"task": {
          "ctr_weight": 0.0, "hinge_weight": 0.0, "completion_weight": 0.0}}},
              "S-MoE-BST without the CTR, hinge and completion heads"),

@@ -52,13 +52,17 @@ def _log(sequence_rows):
 
 def _model(windows=(2, 0), entropy_weight=0.0, scorer="dot", softmax="full", balance_weight=0.0,
            encoder=None, **task):
+  """The paper's S-MoE-BST (each expert a post-LN BST with attention pooling, the multitask
+  loss), which these tests were written for; `encoder` and `task` override it."""
   tf.keras.utils.set_random_seed(0)
+  paper = {"shared_blocks": 0, "block": "post_ln", "pooling": "attention"}
   config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
                                   expert_windows=windows, num_blocks=1, num_heads=2,
                                   feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,),
                                   gate_noise_stddev=0.5, entropy_weight=entropy_weight,
                                   balance_weight=balance_weight, scorer=scorer,
-                                  **(encoder or {}))
+                                  **{**paper, **(encoder or {})})
+  task = {**multitask.PAPER_MULTITASK, **task}
   return smoe_bst.SMoEBST(NUM_ITEMS, 300, _item_features(), config,
                           multitask.MultitaskConfig(softmax=softmax, **task), max_len=MAX_LEN)
 
@@ -144,11 +148,13 @@ def test_logq_corrected_popularity_sampled_softmax_trains_and_learns(correction)
   tf.keras.utils.set_random_seed(0)
   config = smoe_bst.SMoEBSTConfig(item_dim=24, genre_dim=8, year_dim=0, user_dim=0,
                                   expert_windows=(2, 0), num_blocks=1, num_heads=2,
-                                  feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,))
+                                  feed_forward_dim=32, dropout=0.0, gate_hidden_units=(16,),
+                                  shared_blocks=0, block="post_ln", pooling="attention")
   model = smoe_bst.SMoEBST(
       NUM_ITEMS, 300, _item_features(), config,
       multitask.MultitaskConfig(softmax="sampled", negative_sampler="popularity",
-                                num_sampled=16, sampling_correction=correction),
+                                num_sampled=16, sampling_correction=correction,
+                                **multitask.PAPER_MULTITASK),
       max_len=MAX_LEN, candidate_counts=counts)
   history = _train(model, rows, epochs=8).history
   assert history["loss_softmax"][-1] < 0.9 * history["loss_softmax"][0]

@@ -10,6 +10,12 @@ from tfrs_smoe.tasks import engagement_multitask as multitask
 NUM_ITEMS = 9
 
 
+def _config(**settings) -> multitask.MultitaskConfig:
+  """The paper's multitask loss (CTR, hinge, completion, engagement weights), which the hand
+  computations here follow, with `settings` over it."""
+  return multitask.MultitaskConfig(**{**multitask.PAPER_MULTITASK, **settings})
+
+
 def _batch(seed=0):
   rng = np.random.RandomState(seed)
   return {
@@ -24,7 +30,7 @@ def _batch(seed=0):
 
 
 def _task(**weights):
-  config = multitask.MultitaskConfig(**{"softmax_weight": 0.0, "ctr_weight": 0.0,
+  config = _config(**{"softmax_weight": 0.0, "ctr_weight": 0.0,
                                         "hinge_weight": 0.0, "completion_weight": 0.0,
                                         **weights})
   return multitask.EngagementMultitask(config, candidate_scorer.CandidateScorer("dot"))
@@ -135,7 +141,7 @@ def test_in_batch_negatives_come_from_other_rows():
 
 def test_full_softmax_needs_the_dot_scorer():
   with pytest.raises(ValueError, match="dot scorer"):
-    multitask.EngagementMultitask(multitask.MultitaskConfig(softmax="full"),
+    multitask.EngagementMultitask(_config(softmax="full"),
                                   candidate_scorer.CandidateScorer("mlp"))
 
 
@@ -143,11 +149,11 @@ def test_full_softmax_needs_the_dot_scorer():
                                     {"num_negatives": 0}])
 def test_bad_config_is_an_error(kwargs):
   with pytest.raises(ValueError):
-    multitask.MultitaskConfig(**kwargs)
+    _config(**kwargs)
 
 
 def _mlp_task():
-  config = multitask.MultitaskConfig(softmax="sampled", engagement_slope=2.0, hinge_margin=0.5)
+  config = _config(softmax="sampled", engagement_slope=2.0, hinge_margin=0.5)
   return multitask.EngagementMultitask(
       config, candidate_scorer.CandidateScorer("mlp", hidden_units=(6,)), name="task")
 
@@ -184,7 +190,7 @@ COUNTS = np.array([50.0, 50.0, 4.0, 1.0, 2.0, 8.0, 3.0, 6.0, 5.0])  # Reserved c
 
 
 def _catalogue_task(sampler="popularity", correction="counts", counts=COUNTS, **kwargs):
-  config = multitask.MultitaskConfig(
+  config = _config(
       softmax="sampled", negative_sampler=sampler, sampling_correction=correction,
       ctr_weight=0.0, hinge_weight=0.0, completion_weight=0.0, **kwargs)
   return multitask.EngagementMultitask(config, candidate_scorer.CandidateScorer("dot"),
@@ -262,7 +268,7 @@ def test_corrected_sampled_gradient_approaches_the_full_softmax():
   table = tf.Variable(0.7 * rng.normal(size=[num_items, dim]).astype(np.float32))
   targets = rng.choice(num_items, size=[rows, 1], p=counts / counts.sum()).astype(np.int32)
   full = multitask.EngagementMultitask(
-      multitask.MultitaskConfig(ctr_weight=0.0, hinge_weight=0.0, completion_weight=0.0),
+      _config(ctr_weight=0.0, hinge_weight=0.0, completion_weight=0.0),
       candidate_scorer.CandidateScorer("dot"))
   expected = _softmax_gradient(full, query, targets, table)
   # The streaming estimator first sees 300 batches of positives drawn by popularity.
@@ -329,7 +335,7 @@ def test_rows_sampler_is_the_default_and_unchanged():
 ])
 def test_bad_sampling_config_names_the_key(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    multitask.MultitaskConfig(**kwargs)
+    _config(**kwargs)
 
 
 def test_popularity_sampler_needs_counts():
@@ -388,7 +394,7 @@ def _auxiliary_task(head_kernel=None, **weights):
   head.build([None, 4])
   if head_kernel is not None:
     head.kernel.assign(head_kernel)
-  config = multitask.MultitaskConfig(**{"softmax": "full", "ctr_weight": 0.0,
+  config = _config(**{"softmax": "full", "ctr_weight": 0.0,
                                         "hinge_weight": 0.0, "completion_weight": 0.0,
                                         "next_k_mode": "auxiliary", "next_k_weight": 0.5,
                                         **weights})
@@ -447,12 +453,12 @@ def test_future_head_gets_gradients_and_the_served_vector_does_not_score_future_
     ({"engagement_threshold": 1.5}, "task.engagement_threshold")])
 def test_bad_next_k_and_engagement_config_names_the_key(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    multitask.MultitaskConfig(**kwargs)
+    _config(**kwargs)
 
 
 def test_auxiliary_mode_needs_a_future_head():
   with pytest.raises(ValueError, match="future_head"):
-    multitask.EngagementMultitask(multitask.MultitaskConfig(next_k_mode="auxiliary"),
+    multitask.EngagementMultitask(_config(next_k_mode="auxiliary"),
                                   candidate_scorer.CandidateScorer("dot"))
 
 
