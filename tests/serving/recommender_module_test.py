@@ -33,8 +33,9 @@ FEATURES = {"genres": (np.arange(NUM_ITEMS) % 4)[:, None].astype(np.int32),
 
 def _ranker():
   tf.keras.utils.set_random_seed(0)
-  model = smoe_bst.SMoEBST(NUM_ITEMS, 5, FEATURES, ENCODER,
-                           engagement_multitask.MultitaskConfig(), max_len=MAX_LEN)
+  # The paper's loss, so that the ranker has a completion head to serve.
+  task = engagement_multitask.MultitaskConfig(**engagement_multitask.PAPER_MULTITASK)
+  model = smoe_bst.SMoEBST(NUM_ITEMS, 5, FEATURES, ENCODER, task, max_len=MAX_LEN)
   model({"history": tf.zeros([1, MAX_LEN], tf.int32), "user_index": tf.zeros([1], tf.int32)})
   return model
 

@@ -227,7 +227,7 @@ class EngagementMultitask(tf.keras.layers.Layer):
   Example (P = 2 rows of K = 2 targets and M = 2 negatives, a catalogue of 6 items):
     >>> from tfrs_smoe.layers import candidate_scorer
     >>> scorer = candidate_scorer.CandidateScorer("dot")
-    >>> task = EngagementMultitask(MultitaskConfig(), scorer)
+    >>> task = EngagementMultitask(MultitaskConfig(**PAPER_MULTITASK), scorer)  # The paper's loss.
     >>> query, item_table = tf.zeros([2, 4]), tf.zeros([6, 4])  # Every score 0.
     >>> targets = tf.constant([[2, 3], [4, 0]])  # Row 1 has one target (0 = missing).
     >>> weights = tf.constant([[1.0, 0.6], [1.0, 0.0]])  # Soft labels.
