@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfrs_smoe import config as config_lib
 from tfrs_smoe import experiment as experiment_lib
+from tfrs_smoe.tasks import engagement_multitask
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EPOCHS = 3
@@ -34,8 +35,7 @@ _OVERRIDE = {
                           "expert_windows": [3, 0], "num_blocks": 1, "feed_forward_dim": 16,
                           "dropout": 0.0, "gate_noise_stddev": 0.0},
               # The paper's multitask loss: its CTR and hinge terms read the PHNS negatives.
-              "task": {"ctr_weight": 0.1, "hinge_weight": 0.1, "completion_weight": 0.1,
-                       "engagement_slope": 1.0}},
+              "task": engagement_multitask.PAPER_MULTITASK},
     "train": {"epochs": _EPOCHS, "batch_size": 16, "learning_rate": 0.1,
               "early_stopping_patience": 2, "phns": {"preset": "hard"}},
     # Full ranking only (the test compares its metrics): no PHNS test, no next-K protocol.

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tfrs_smoe import distribute
+from tfrs_smoe.tasks import engagement_multitask
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OVERRIDE = {
@@ -20,8 +21,7 @@ _OVERRIDE = {
     "model": {"encoder": {"item_dim": 8, "genre_dim": 4, "year_dim": 4, "user_dim": 4,
                           "expert_windows": [3, 0], "num_blocks": 1, "feed_forward_dim": 16},
               # The paper's multitask loss: its CTR and hinge terms read the PHNS negatives.
-              "task": {"ctr_weight": 0.1, "hinge_weight": 0.1, "completion_weight": 0.1,
-                       "engagement_slope": 1.0},
+              "task": engagement_multitask.PAPER_MULTITASK,
               # The streaming estimator (its tables sharded across the parameter servers too).
               "two_tower": {"query_hidden_units": [16], "candidate_hidden_units": [16],
                             "num_buckets": 2000}},

@@ -325,12 +325,14 @@ class ExperimentConfig:
     # train exactly as without them.
     if (training.phns.enabled and "task" in registry.get(self.model.name).config_fields
         and not self.model.task.uses_row_negatives()):
+      paper = ", ".join(f"{key}: {value}"
+                        for key, value in engagement_multitask.PAPER_MULTITASK.items())
+      paper = "{" + paper + "}"
       raise ValueError(
           f"train.phns.preset {training.phns.preset!r} adds hard negatives to every training "
           f"position, but model.task has no term that reads them (ctr_weight and hinge_weight "
           f"are 0 and softmax is {self.model.task.softmax!r}): set model.task ctr_weight or "
-          f"hinge_weight > 0 (the paper's multitask: {{ctr_weight: 0.1, hinge_weight: 0.1, "
-          f"completion_weight: 0.1, engagement_slope: 1.0}}), or softmax: sampled with "
+          f"hinge_weight > 0 (the paper's multitask: {paper}), or softmax: sampled with "
           f"negative_sampler: rows; or train.phns.preset: none.")
 
 
