@@ -44,7 +44,7 @@ setuptools.setup(
     extras_require={
         # ruff: the lint (ruff.toml) that .ci/run and tests/lint_test.py run; pinned to a minor
         # release, since ruff's minor releases add rules to the selected families.
-        "test": ["pytest>=7", "matplotlib>=3.5", "ruff==0.17.*"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "matplotlib>=3.5", "ruff==0.17.*"],
         "plots": ["matplotlib>=3.5"],
     },
 )
