@@ -2,8 +2,9 @@ r"""The quality report: every model and S-MoE-BST component, over seeds, on both
 
 The sweep over the variant set "report" (experiments/sweep.py --variant_set=report; its
 variants are listed in tfrs_smoe/variants.py: popularity, two-tower without and with the
-streaming correction, BST, S-MoE-BST with and without PHNS, the multitask heads and next-K soft
-labels, and SASRec at max_len 50 and 200). Trains and tests each variant once per seed on the
+streaming correction, BST, S-MoE-BST with its defaults and against them with PHNS and the
+paper's multitask loss, the paper's multitask loss alone, the paper's next-3 soft labels and
+max_len 200, and SASRec at max_len 50 and 200). Trains and tests each variant once per seed on the
 embedded default (engagement protocol) and on MovieLens latest-small (implicit protocol;
 skipped with a message when --movielens_dir does not exist), with early stopping on
 validation, and writes into --output_dir, per data set (streaming_logs, movielens):
@@ -23,9 +24,9 @@ results are the report's own text, and a report of one data set leaves the other
 under the variants, which still switch their own components on or off.
 Plots need matplotlib (`pip install -e ".[plots]"`). Runs whose params.yaml matches (data
 locations aside) are reused with --resume, so an interrupted report goes on where it stopped.
-Cost: 22 trainings per data set without the SASRec variants (28 with them); on 2-core CPUs
-the embedded default's 22 took 1.4 hours and MovieLens' 2.8 hours (a S-MoE-BST training 6 to
-20 minutes, by machine and early stopping).
+Cost: 30 trainings per data set (10 trained variants, 3 seeds); on 2-core CPUs an S-MoE-BST
+training takes minutes to 20 minutes by data set, machine and early stopping, so the whole
+report takes hours: run it with --resume, and --variants= for a subset.
 A run's records, params.yaml, outcome.json, history.json and (S-MoE-BST) test_gate_weights.npz,
 are all that --resume reads: with only those in --output_dir, the report and its plots are
 rebuilt without training. The repository keeps the records of the published runs in

@@ -162,7 +162,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path, tiny_tfds_dir):
                     "Hand-written.\n", encoding="utf-8")
   flags = [f"--output_dir={output_dir}", f"--tfds_data_dir={tiny_tfds_dir}",
            "--datasets=streaming_logs,movielens", f"--movielens_dir={tmp_path / 'absent'}",
-           "--variants=popularity,two_tower_streaming,smoe_bst_no_next_k",
+           "--variants=popularity,two_tower_streaming,smoe_bst_next_k_3",
            "--seeds=1", f"--params_override={tiny}", f"--readme={readme}",
            "--dataset_params_override={streaming_logs: {model: {encoder: {dropout: 0.3}}, "
            "data: {next_k: 2, soft_labels: [1.0, 0.5]}}}"]
@@ -177,19 +177,19 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path, tiny_tfds_dir):
   assert "--datasets=streaming_logs --variants=" in table and "| s/epoch |" in table
   with open(output_dir / "report_streaming_logs.json", encoding="utf-8") as f:
     runs = json.load(f)
-  for variant in ("popularity", "two_tower_streaming", "smoe_bst_no_next_k"):
+  for variant in ("popularity", "two_tower_streaming", "smoe_bst_next_k_3"):
     for evaluation in ("full ranking", "phns test"):
       assert f"| streaming_logs/tiny | {variant} | {evaluation} |" in table
-  smoe = runs["streaming_logs/tiny/smoe_bst_no_next_k"][0]
+  smoe = runs["streaming_logs/tiny/smoe_bst_next_k_3"][0]
   row = [line for line in table.splitlines()
-         if "| smoe_bst_no_next_k | full ranking |" in line][0]
+         if "| smoe_bst_next_k_3 | full ranking |" in line][0]
   assert smoe["epochs_run"] == smoe["epochs"]  # Not resumed: every epoch timed.
   assert f"{smoe['train_seconds'] / smoe['epochs']:.1f} |" in row
-  params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
+  params = yaml.safe_load((output_dir / "streaming_logs_tiny" / "smoe_bst_next_k_3_seed1" /
                            "params.yaml").read_text(encoding="utf-8"))
   assert params["seed"] == 1 and params["train"]["phns"]["seed"] == 1
   # The variant's switch wins over the data set's next_k; the data set's dropout stays.
-  assert params["data"]["next_k"] == 1 and params["data"]["soft_labels"] == [1.0]
+  assert params["data"]["next_k"] == 3 and params["data"]["soft_labels"] == [1.0, 0.6, 0.3]
   assert params["model"]["encoder"]["dropout"] == 0.3
   two_tower = yaml.safe_load((output_dir / "streaming_logs_tiny" / "two_tower_streaming_seed1" /
                               "params.yaml").read_text(encoding="utf-8"))
@@ -198,7 +198,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path, tiny_tfds_dir):
   for plot in plots:
     assert (output_dir / plot).stat().st_size > 0
     assert f"]({plot})" in section and (tmp_path / "docs" / plot).stat().st_size > 0
-  with np.load(output_dir / "streaming_logs_tiny" / "smoe_bst_no_next_k_seed1" /
+  with np.load(output_dir / "streaming_logs_tiny" / "smoe_bst_next_k_3_seed1" /
                "test_gate_weights.npz") as gates:
     weights = gates["weights"]
   assert weights.shape == (smoe["results"]["full_ranking"]["num_examples"],
@@ -232,7 +232,7 @@ def test_report_writes_tables_plots_and_cost_per_epoch(tmp_path, tiny_tfds_dir):
           "command: ") in mixed
   assert "| train s/run | s/epoch | machine |" in mixed
   letter = dict(zip(machines, "AB"))
-  for variant in ("popularity", "two_tower_streaming", "smoe_bst_no_next_k"):
+  for variant in ("popularity", "two_tower_streaming", "smoe_bst_next_k_3"):
     machine = letter[outcome["machine"] if variant == "two_tower_streaming" else here]
     rows = [line for line in mixed.splitlines() if f"| {variant} |" in line]
     assert len(rows) == 2 and all(row.endswith(f" | {machine} |") for row in rows)

@@ -51,10 +51,10 @@ def test_a_variant_set_checks_its_variants_and_formats(kwargs, message):
 def test_the_sets_name_sasrec_among_their_variants():
   assert "sasrec" in [v.name for v in variants.get("models").variants]
   report = [v.name for v in variants.get("report").variants]
-  # Everything the quality report ran before the SASRec variants, in its order, then SASRec.
+  # The models, S-MoE-BST's ablations against its defaults, then SASRec at both lengths.
   assert report == ["popularity", "two_tower_none", "two_tower_streaming", "bst", "smoe_bst",
-                    "smoe_bst_phns", "smoe_bst_no_mtl", "smoe_bst_no_next_k", "sasrec",
-                    "sasrec_max_len_200"]
+                    "smoe_bst_phns", "smoe_bst_paper_task", "smoe_bst_next_k_3",
+                    "smoe_bst_max_len_200", "sasrec", "sasrec_max_len_200"]
 
 
 @pytest.mark.parametrize("set_name", variants.names())
@@ -89,10 +89,10 @@ def test_resolve_applies_data_set_then_set_then_variant_then_params_override():
       512, 0.003, 2)
   assert config.train.monitor == "recall@10" and config.model.two_tower.correction == "streaming"
   report = variants.get("report")
-  config = variants.resolve(report, "smoe_bst_no_next_k", {"dataset": "streaming_logs"},
+  config = variants.resolve(report, "smoe_bst_next_k_3", {"dataset": "streaming_logs"},
                             dataset_overrides={"data": {"next_k": 2, "soft_labels": [1., .5]},
                                                "model": {"encoder": {"dropout": 0.3}}})
-  assert config.data.next_k == 1 and config.data.soft_labels == (1.0,)  # The variant's switch.
+  assert config.data.next_k == 3 and config.data.soft_labels == (1.0, 0.6, 0.3)  # The variant's.
   assert config.model.encoder.dropout == 0.3
   bst_presets = variants.get("phns").with_model("bst")
   assert variants.resolve(bst_presets, "hard", {"dataset": "streaming_logs"}).model.name == "bst"

@@ -12,7 +12,7 @@ A variant's config is built in a fixed order (`resolve`): defaults <- the data s
 (data set, protocol, location) <- `--dataset_params_override` of that data set <- the set's
 `overrides` <- the variant's model and `overrides` <- the seed (also the PHNS sampling seed) <-
 `--params_override`. So a variant's switch wins over a data set's setting of the same field
-(e.g. next_k of smoe_bst_no_next_k), and `--params_override` wins over everything.
+(e.g. next_k of smoe_bst_next_k_3), and `--params_override` wins over everything.
 
 Example:
   >>> from tfrs_smoe import variants
@@ -281,19 +281,26 @@ register(VariantSet(
      Variant("smoe_bst_phns", "smoe_bst", {"train": {"phns": {"preset": "medium"}},
                                            **_PAPER_TASK},
              "S-MoE-BST trained with PHNS (MEDIUM) and the paper's multitask loss"),
-     Variant("smoe_bst_no_mtl", "smoe_bst", {"model": {"task": {
-         "ctr_weight": 0.0, "hinge_weight": 0.0, "completion_weight": 0.0}}},
-             "S-MoE-BST without the CTR, hinge and completion heads"),
-     Variant("smoe_bst_no_next_k", "smoe_bst", {"data": {"next_k": 1, "soft_labels": [1.0]}},
-             "S-MoE-BST trained on the next item only"),
+     Variant("smoe_bst_paper_task", "smoe_bst", _PAPER_TASK,
+             "S-MoE-BST with the paper's multitask loss (CTR, hinge, completion, engagement "
+             "weights) instead of the softmax alone"),
+     Variant("smoe_bst_next_k_3", "smoe_bst",
+             {"data": {"next_k": 3, "soft_labels": [1.0, 0.6, 0.3]},
+              "model": {"task": {"next_k_mode": "joint"}}},
+             "S-MoE-BST trained on the next 3 items jointly (the paper's soft labels)"),
+     Variant("smoe_bst_max_len_200", "smoe_bst", {"data": {"max_len": 200}},
+             "S-MoE-BST seeing the last 200 items"),
      _SASREC,
      Variant("sasrec_max_len_200", "sasrec", {"data": {"max_len": 200}},
              "SASRec seeing the last 200 items")),
     stem="report", per_dataset=True, show_protocol=False,
     run_dir="{dataset_dir}/{variant}_seed{seed}",
     run_key="{dataset}/{variant}", readme_section="experiments/report.py",
-    pairs=(("smoe_bst", "sasrec"), ("smoe_bst", "bst"), ("smoe_bst_phns", "smoe_bst"),
-           ("smoe_bst_no_mtl", "smoe_bst"), ("smoe_bst_no_next_k", "smoe_bst"))))
+    # The PHNS run against the same (paper's) task without the negatives: PHNS reaches the
+    # model through that task's CTR and hinge terms.
+    pairs=(("smoe_bst", "sasrec"), ("smoe_bst", "bst"), ("smoe_bst_phns", "smoe_bst_paper_task"),
+           ("smoe_bst_paper_task", "smoe_bst"), ("smoe_bst_next_k_3", "smoe_bst"),
+           ("smoe_bst_max_len_200", "smoe_bst"), ("sasrec_max_len_200", "sasrec"))))
 
 register(VariantSet(
     "next_k", "S-MoE-BST on the next item only, and on the next 3 items jointly or as an "

@@ -62,6 +62,29 @@ def test_entropy_loss_matches_hand_computation_and_respects_the_mask():
   np.testing.assert_allclose(gate.losses[0].numpy(), expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("num_experts", [2, 3, 4])
+def test_relative_target_entropy_is_three_quarters_of_ln_num_experts(num_experts):
+  user, experts = _inputs(num_experts=num_experts)
+  gate = adaptive_gate.AdaptiveGate(noise_stddev=0.0, entropy_weight=1.0, target_entropy=None)
+  _, alpha = gate((user, experts))
+  target = 0.75 * np.log(num_experts)  # 0.52 nats for two experts, the paper's H*.
+  assert gate.resolved_target_entropy == pytest.approx(target)
+  expected = np.mean((_entropy(alpha.numpy()) - target) ** 2)
+  np.testing.assert_allclose(gate.losses[0].numpy(), expected, rtol=1e-5)
+  assert gate.get_config()["target_entropy"] is None  # Stays relative when rebuilt.
+
+
+def test_target_entropy_above_ln_num_experts_is_an_error():
+  gate = adaptive_gate.AdaptiveGate(target_entropy=0.8)
+  with pytest.raises(ValueError, match="target_entropy must be <= ln 2 = 0.693"):
+    gate(_inputs(num_experts=2))
+
+
+def test_unbuilt_default_target_entropy_is_an_error():
+  with pytest.raises(ValueError, match="needs the number of experts"):
+    _ = adaptive_gate.AdaptiveGate(target_entropy=None).resolved_target_entropy
+
+
 def test_no_loss_when_entropy_weight_is_zero():
   gate = adaptive_gate.AdaptiveGate(entropy_weight=0.0)
   gate(_inputs())
@@ -201,7 +224,8 @@ def test_expert_dropout_drops_experts_in_training_only_and_never_a_whole_row():
 
 
 @pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"noise_stddev": -1.0},
-                                    {"balance_weight": -0.1}, {"expert_dropout": 1.0}])
+                                    {"balance_weight": -0.1}, {"expert_dropout": 1.0},
+                                    {"target_entropy": -0.1}])
 def test_bad_settings_are_errors(kwargs):
   with pytest.raises(ValueError):
     adaptive_gate.AdaptiveGate(**kwargs)

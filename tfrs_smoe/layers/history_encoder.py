@@ -67,7 +67,7 @@ class HistoryEncoder(tf.keras.layers.Layer):
                pooling: str = "attention", user_dim: int = 16,
                gate_hidden_units: Sequence[int] = (64,), gate_temperature: float = 1.0,
                gate_noise_stddev: float = 1.0, entropy_weight: float = 1.0,
-               target_entropy: float = 0.52, balance_weight: float = 0.0,
+               target_entropy: Optional[float] = 0.52, balance_weight: float = 0.0,
                expert_dropout: float = 0.0, gate_context: Sequence[str] = (),
                user_feature_sizes: Optional[Dict[str, int]] = None, feature_dim: int = 8,
                user_features: Optional[Dict[str, np.ndarray]] = None, **kwargs):

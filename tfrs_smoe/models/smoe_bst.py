@@ -44,7 +44,9 @@ class SMoEBSTConfig:
       expert's top-block state at the position).
     gate_hidden_units, gate_temperature, gate_noise_stddev: the gate's MLP, tau and the std of
       its training noise (0 = no noise).
-    entropy_weight, target_entropy: lambda (l4, 0 = off) and H* of the gate's entropy term.
+    entropy_weight, target_entropy: lambda (l4, 0 = off) and H* (nats) of the gate's entropy
+      term; 0.52 is the paper's, null is 0.75 ln E for E experts (0.52 is 0.75 ln 2), see
+      `AdaptiveGate`.
       lambda = 1 keeps the mean gate entropy near H* on the embedded default; at 0.01 the gate
       collapsed onto the short-term expert within one epoch there.
     balance_weight: w of the gate's balance term on the experts' mean weights (0 = off, the
@@ -76,7 +78,7 @@ class SMoEBSTConfig:
   gate_temperature: float = 1.0
   gate_noise_stddev: float = 1.0
   entropy_weight: float = 1.0
-  target_entropy: float = 0.52
+  target_entropy: Optional[float] = 0.52
   balance_weight: float = 0.0
   expert_dropout: float = 0.0
   gate_context: Tuple[str, ...] = ()
@@ -132,11 +134,12 @@ class SMoEBSTConfig:
     if dim % self.num_heads:
       raise ValueError(f"model.encoder.num_heads: the model dimension item_dim + genre_dim + "
                        f"year_dim = {dim} is not divisible by {self.num_heads} heads.")
-    if not 0.0 <= self.target_entropy < np.inf:
-      raise ValueError(f"model.encoder.target_entropy must be >= 0 and finite, got "
-                       f"{self.target_entropy}.")
+    if self.target_entropy is not None and not 0.0 <= self.target_entropy < np.inf:
+      raise ValueError(f"model.encoder.target_entropy must be >= 0 and finite (or null: 0.75 "
+                       f"ln E), got {self.target_entropy}.")
     # The entropy of the gate's weights over E experts is at most ln E (one expert: no gate).
-    if len(windows) > 1 and self.target_entropy > np.log(len(windows)):
+    if (self.target_entropy is not None and len(windows) > 1
+        and self.target_entropy > np.log(len(windows))):
       raise ValueError(f"model.encoder.target_entropy must be <= ln {len(windows)} = "
                        f"{np.log(len(windows)):.3f}, the most the entropy of {len(windows)} "
                        f"experts' weights can be, got {self.target_entropy}.")
