@@ -80,7 +80,7 @@ def test_target_entropy_above_ln_num_experts_is_an_error():
     gate(_inputs(num_experts=2))
 
 
-def test_unbuilt_default_target_entropy_is_an_error():
+def test_unbuilt_relative_target_entropy_is_an_error():
   with pytest.raises(ValueError, match="needs the number of experts"):
     _ = adaptive_gate.AdaptiveGate(target_entropy=None).resolved_target_entropy
 

@@ -8,9 +8,9 @@ import tensorflow as tf
 from tfrs_smoe import distribute
 
 
-# The default H* as a fraction of ln E, the most entropy E experts' weights can have: the
-# paper's 0.52 nats is 0.75 ln 2.
-DEFAULT_ENTROPY_FRACTION = 0.75
+# The relative H* (target_entropy=None) as a fraction of ln E, the most entropy E experts'
+# weights can have: the paper's 0.52 nats is 0.75 ln 2.
+RELATIVE_ENTROPY_FRACTION = 0.75
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_smoe")
@@ -23,7 +23,7 @@ class AdaptiveGate(tf.keras.layers.Layer):
   regulariser lambda * mean((H(alpha) - H*)^2), H(alpha) = -sum_e alpha_e log alpha_e, is added as
   a layer loss against expert collapse. H* is `target_entropy` nats (0.52 by default, the
   paper's value, between one expert, 0, and two equal experts, ln 2 = 0.69), or with
-  `target_entropy=None` `DEFAULT_ENTROPY_FRACTION` (0.75) of the most entropy the E experts can
+  `target_entropy=None` `RELATIVE_ENTROPY_FRACTION` (0.75) of the most entropy the E experts can
   have, 0.75 ln E (0.52 for two experts, 0.82 for three): the entropy term acts per position,
   so with three experts an absolute H* below ln 2 is met by positions that each mix two of them
   while the third may go unused everywhere. Measured on the embedded default (docs/results.md):
@@ -161,9 +161,9 @@ class AdaptiveGate(tf.keras.layers.Layer):
     if self.target_entropy is not None:
       return self.target_entropy
     if not self.built:
-      raise ValueError("the default target entropy (0.75 ln E) needs the number of experts E: "
-                       "build or call the gate first.")
-    return DEFAULT_ENTROPY_FRACTION * math.log(self.num_experts)
+      raise ValueError("the relative target entropy (target_entropy=None, 0.75 ln E) needs the "
+                       "number of experts E: build or call the gate first.")
+    return RELATIVE_ENTROPY_FRACTION * math.log(self.num_experts)
 
   def get_config(self):
     config = super().get_config()
